@@ -1,0 +1,74 @@
+"""Shared pytest fixtures: the real-data folder (skip cleanly without it) and a tiny
+random-weight model folder for plumbing tests (never presented as a result)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def shared_data_dir() -> Path | None:
+    """``$LIVERLVT_DATA`` or ``../shared/data`` beside the checkout, when it holds a manifest."""
+    for candidate in (os.environ.get("LIVERLVT_DATA"), REPO.parent / "shared" / "data"):
+        if candidate and (Path(candidate) / "manifest.json").is_file():
+            return Path(candidate)
+    return None
+
+
+SKIP_NO_DATA = "needs the real CT cases in ../shared/data (or $LIVERLVT_DATA); not present here"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip(SKIP_NO_DATA)
+    return path
+
+
+@pytest.fixture(scope="session")
+def manifest(shared_data) -> dict:
+    return json.loads((shared_data / "manifest.json").read_text())
+
+
+def case_entry(manifest: dict, case_id: str) -> dict:
+    for entry in manifest["cases"]:
+        if entry["id"] == case_id:
+            return entry
+    pytest.skip(f"case {case_id} not in the manifest")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A two-stage (coarse -> fine) model folder with small random-weight MONAI UNets."""
+    import torch
+
+    from LiverLVTLib.model import write_card
+
+    folder = tmp_path_factory.mktemp("tiny-model")
+    torch.manual_seed(0)
+    net = {"class": "UNet", "args": {"spatial_dims": 3, "in_channels": 1, "out_channels": 3,
+                                     "channels": [4, 8, 16], "strides": [2, 2], "num_res_units": 0}}
+    stages = []
+    for name, spacing, roi in (("coarse", [6.0, 6.0, 6.0], None),
+                               ("fine", [4.0, 4.0, 4.0], {"from": "coarse", "channel": "liver",
+                                                          "margin_mm": 10})):
+        from monai.networks.nets import UNet
+
+        torch.save(UNet(**net["args"]).state_dict(), folder / f"{name}.pt")
+        stage = {"name": name, "weights": f"{name}.pt", "network": net, "spacing_mm": spacing,
+                 "window_hu": [-200, 300], "patch_size": [32, 32, 32]}
+        if roi:
+            stage["roi"] = roi
+        stages.append(stage)
+    write_card(folder, {"name": "tiny-random-test-model", "stages": stages,
+                        "inference": {"overlap": 0.25, "sw_batch_size": 2, "threshold": 0.5},
+                        "postprocess": {"min_tumor_ml": 0.0}, "license": "test only"})
+    return folder
