@@ -19,6 +19,7 @@ from .errors import InputError, OutputError
 
 PathLike = Union[str, os.PathLike]
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+MIN_SPACING_MM = 0.05  # below any clinical CT (and below 0 / NaN headers)
 MAX_SPACING_MM = 10.0
 GRID_TOLERANCE = 1e-4  # relative tolerance on spacing/origin/direction when comparing grids
 
@@ -95,9 +96,9 @@ def check_geometry(image: sitk.Image, what: str = "image") -> None:
         raise InputError(f"the {what} has size {size}: a single slice, not a 3-D volume",
                          "give the whole CT series, not one slice")
     spacing = np.asarray(image.GetSpacing(), float)
-    if not np.all(np.isfinite(spacing)) or np.any(spacing <= 0) or np.any(spacing > MAX_SPACING_MM):
+    if not np.all(np.isfinite(spacing)) or np.any(spacing < MIN_SPACING_MM) or np.any(spacing > MAX_SPACING_MM):
         raise InputError(f"the {what} has an implausible voxel spacing {tuple(spacing.round(4))} mm",
-                         f"fix the header: CT spacing must lie in (0, {MAX_SPACING_MM:g}] mm")
+                         f"fix the header: CT spacing must lie in [{MIN_SPACING_MM:g}, {MAX_SPACING_MM:g}] mm")
 
 
 def check_ct_values(array: np.ndarray, pixel_id: int) -> None:
