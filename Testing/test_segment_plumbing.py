@@ -1,0 +1,123 @@
+"""Engine plumbing with a tiny random-weight model (no result is claimed from it): output grid,
+cascade, cancel, weight integrity, CLI exit codes and messages."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from LiverLVTLib import io
+from LiverLVTLib.cli import main
+from LiverLVTLib.errors import Cancelled, ModelError
+from LiverLVTLib.model import load_card
+from LiverLVTLib.progress import CancelToken
+from LiverLVTLib.segment import segment_ct
+from test_io import ct_like
+
+
+@pytest.mark.parametrize("orientation", ["LPS", "RAS", "LAI"])
+def test_labels_lie_on_the_input_grid(tiny_model_dir, orientation):
+    ct = ct_like(orientation, spacing=(1.7, 2.1, 4.0), size=(70, 60, 30))
+    labels = segment_ct(ct, tiny_model_dir, device="cpu", tta=True)
+    assert labels.GetPixelID() == sitk.sitkUInt8
+    assert io.same_grid(labels, ct)
+    assert set(np.unique(sitk.GetArrayViewFromImage(labels))) <= {0, 1, 2, 3}
+
+
+def test_cancel_stops_within_one_window(tiny_model_dir):
+    ct = ct_like(spacing=(1.5, 1.5, 3.0), size=(120, 110, 60))
+    token = CancelToken()
+    calls = []
+
+    def progress(stage, fraction):
+        if stage.startswith("infer"):
+            calls.append(fraction)
+            token.cancel()  # cancel as soon as the first batch of windows finished
+
+    with pytest.raises(Cancelled):
+        segment_ct(ct, tiny_model_dir, device="cpu", progress=progress, cancel=token)
+    assert len(calls) == 1
+
+
+def test_tampered_or_missing_weights_are_refused(tiny_model_dir, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    weights = folder / "fine.pt"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256"):
+        load_card(folder).stages[1].load_network()
+    weights.unlink()
+    with pytest.raises(ModelError, match="missing"):
+        load_card(folder).stages[1].load_network()
+    with pytest.raises(ModelError, match="no model card"):
+        load_card(tmp_path / "nowhere")
+
+
+def write(image, path):
+    sitk.WriteImage(image, str(path))
+    return str(path)
+
+
+def bad_inputs(tmp_path):
+    rng = np.random.default_rng(0)
+    mr = sitk.GetImageFromArray(rng.uniform(0, 900, (8, 30, 30)).astype(np.float32))
+    nan = sitk.GetImageFromArray(np.full((8, 30, 30), np.nan, np.float32))
+    wide = ct_like()
+    wide.SetSpacing((0.8, 0.8, 12.0))
+    (tmp_path / "empty.nii.gz").write_bytes(b"")
+    (tmp_path / "corrupt.nrrd").write_bytes(b"NRRD0004\ntype: short\nsizes: 9 9\n" + bytes(12))
+    return {
+        "2-D": write(sitk.Image([40, 40], sitk.sitkInt16), tmp_path / "flat.nii.gz"),
+        "single slice": write(sitk.Image([40, 40, 1], sitk.sitkInt16), tmp_path / "one.nii.gz"),
+        "8-bit": write(sitk.Image([40, 40, 6], sitk.sitkUInt8), tmp_path / "png_stack.nrrd"),
+        "not Hounsfield": write(mr, tmp_path / "mr.nii.gz"),
+        "NaN": write(nan, tmp_path / "nan.mha"),
+        "spacing": write(wide, tmp_path / "wide.nii.gz"),
+        "empty file": str(tmp_path / "empty.nii.gz"),
+        "cannot be read": str(tmp_path / "corrupt.nrrd"),
+        "does not exist": str(tmp_path / "missing.nii.gz"),
+    }
+
+
+def test_cli_bad_inputs_exit_2_with_one_clear_line(tmp_path, capsys):
+    for message, path in bad_inputs(tmp_path).items():
+        code = main(["segment", path, "--out", str(tmp_path / "out")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2, (message, err)
+        assert len(err) == 1 and "Fix:" in err[0] and message in err[0], (message, err)
+        assert not (tmp_path / "out" / "labels.nii.gz").exists()
+
+
+def test_cli_model_and_output_errors(tmp_path, tiny_model_dir, capsys):
+    ct = write(ct_like(), tmp_path / "ct.nii.gz")
+    (tmp_path / "file").write_text("x")
+    assert main(["segment", ct, "--out", str(tmp_path / "file" / "sub")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "coarse.pt").write_bytes(b"tampered")
+    assert main(["segment", ct, "--out", str(tmp_path / "o"), "--model", str(folder)]) == 2
+    assert "sha256" in capsys.readouterr().err
+
+
+def test_cli_writes_labels_and_keeps_nothing_half_written(tmp_path, tiny_model_dir):
+    ct = write(ct_like("RAS", size=(40, 36, 16)), tmp_path / "ct.nrrd")
+    out = tmp_path / "out"
+    code = main(["segment", ct, "--out", str(out), "--model", str(tiny_model_dir), "--no-analysis",
+                 "--device", "cpu", "--progress-lines"])
+    assert code == 0
+    labels = io.read_labels(out / "labels.nii.gz", io.read_ct(ct))
+    assert labels.GetSize() == (40, 36, 16)
+    assert [p.name for p in out.iterdir()] == ["labels.nii.gz"]
+
+
+def test_module_entry_point_help():
+    result = subprocess.run([sys.executable, "-m", "LiverLVTLib", "segment", "--help"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "--device" in result.stdout and "--tta" in result.stdout
