@@ -1,0 +1,155 @@
+"""Device-side patch sampling and augmentation (GPU when available, same code on CPU).
+
+Whole cases live on the device; each training patch is drawn with one ``grid_sample`` through a
+random affine (rotation, per-axis scaling, left-right flip) around a centre that is a foreground
+voxel with probability ``fg_prob`` (class-balanced over the annotated classes present: tumor,
+vessel, liver) or uniform otherwise. Then intensity: label-only maps are synthesized into HU
+(:mod:`synthesis`), every patch gets the LVT random windowing (window centre shift and width
+scale around the stage's ``window_hu``), normalisation to [0, 1] and scanner noise.
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .dataset import HU_STEP, HU_STORE_MIN, multi_hot
+
+# random windowing limits (HU): the LVT augmentation, kept in a plausible abdominal range
+WINDOW_SHIFT_HU = 50.0
+WINDOW_SCALE = (0.8, 1.25)
+FG_CLASS_WEIGHTS = (0.3, 0.3, 0.4)  # liver, vessel, tumor
+
+
+def random_window(window: Sequence[float], gen: torch.Generator, device="cpu",
+                  shift: float = WINDOW_SHIFT_HU, scale=WINDOW_SCALE) -> Tuple[float, float]:
+    """A random HU window around ``window``: centre ± shift, width × U(scale)."""
+    low, high = float(window[0]), float(window[1])
+    centre, width = (low + high) / 2, high - low
+    r = torch.rand(2, generator=gen, device=device).tolist()
+    centre += (2 * r[0] - 1) * shift
+    width *= scale[0] + (scale[1] - scale[0]) * r[1]
+    return centre - width / 2, centre + width / 2
+
+
+def apply_window(hu: torch.Tensor, window: Tuple[float, float]) -> torch.Tensor:
+    low, high = window
+    return ((hu - low) / (high - low)).clamp_(0.0, 1.0)
+
+
+def rotation_matrix(angles: Sequence[float]) -> torch.Tensor:
+    """3x3 rotation (z, y, x axis order) from three angles in radians."""
+    a, b, c = angles
+    rz = torch.tensor([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+    ry = torch.tensor([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
+    rx = torch.tensor([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
+    return (rz @ ry @ rx).float()
+
+
+class PatchSampler:
+    """Draws augmented training batches from cases held on ``device``."""
+
+    def __init__(self, cases: List[dict], patch_size: Sequence[int], window_hu: Sequence[float],
+                 device="cpu", seed: int = 0, fg_prob: float = 0.6, synth_fraction: float = 0.3,
+                 rotate_deg: float = 15.0, scale=(0.85, 1.15), p_rotate: float = 0.5,
+                 p_scale: float = 0.5, p_flip: float = 0.5, noise_std: float = 0.03):
+        self.device = torch.device(device)
+        self.patch = [int(p) for p in patch_size]
+        self.window = [float(w) for w in window_hu]
+        self.fg_prob, self.rotate, self.scale = fg_prob, math.radians(rotate_deg), scale
+        self.p_rotate, self.p_scale, self.p_flip, self.noise_std = p_rotate, p_scale, p_flip, noise_std
+        self.gen = torch.Generator(device=self.device)
+        self.gen.manual_seed(int(seed))
+        self.real, self.synth = [], []
+        for case in cases:
+            item = {"id": case["id"], "annotated": torch.as_tensor(case["annotated"], dtype=torch.float32)}
+            labels = case["labels"]
+            item["target"] = torch.from_numpy(multi_hot(labels)).to(self.device, torch.float16)[None]
+            if "tissue" in case:
+                item["tissue"] = torch.from_numpy(case["tissue"].astype(np.float32)).to(self.device, torch.float16)[None, None]
+                self.synth.append(item)
+            else:
+                # stored HU shifted so that grid_sample's zero padding means HU_STORE_MIN
+                img = case["image"].astype(np.float32) * HU_STEP
+                item["image"] = torch.from_numpy(img).to(self.device, torch.float16)[None, None]
+                self.real.append(item)
+            item["shape"] = labels.shape
+            # foreground voxel lists per annotated class (subsampled for memory)
+            fg = []
+            for c in range(3):
+                idx = np.flatnonzero(multi_hot(labels)[c]) if case["annotated"][c] else np.empty(0, int)
+                if idx.size > 200_000:
+                    idx = np.random.default_rng(c).choice(idx, 200_000, replace=False)
+                fg.append(torch.from_numpy(idx.astype(np.int64)))
+            item["fg"] = fg
+        if not self.real and not self.synth:
+            raise ValueError("no training cases")
+        self.synth_fraction = synth_fraction if self.synth else 0.0
+        if not self.real:
+            self.synth_fraction = 1.0
+
+    def _rand(self, *shape):
+        return torch.rand(shape, generator=self.gen, device=self.device)
+
+    def _pick(self, n: int) -> int:
+        return int(torch.randint(n, (1,), generator=self.gen, device=self.device).item())
+
+    def _centre(self, item) -> List[float]:
+        shape = item["shape"]
+        if self._rand(1).item() < self.fg_prob:
+            present = [c for c in range(3) if item["fg"][c].numel()]
+            if present:
+                w = np.cumsum([FG_CLASS_WEIGHTS[c] for c in present])
+                c = present[int(np.searchsorted(w, self._rand(1).item() * w[-1], side="right").clip(0, len(present) - 1))]
+                flat = int(item["fg"][c][self._pick(item["fg"][c].numel())])
+                return [float(v) for v in np.unravel_index(flat, shape)]
+        return [float(self._rand(1).item() * (s - 1)) for s in shape]
+
+    def _grid(self, item, centre) -> torch.Tensor:
+        p = self.patch
+        axes = [torch.arange(n, device=self.device, dtype=torch.float32) - (n - 1) / 2 for n in p]
+        zz, yy, xx = torch.meshgrid(*axes, indexing="ij")
+        offsets = torch.stack([zz, yy, xx], -1).reshape(-1, 3)
+        m = torch.eye(3)
+        r = self._rand(8).tolist()
+        if r[0] < self.p_rotate:
+            m = rotation_matrix([(2 * v - 1) * self.rotate for v in r[1:4]]) @ m
+        if r[4] < self.p_scale:
+            s = self._rand(3).tolist()
+            m = m @ torch.diag(torch.tensor([self.scale[0] + (self.scale[1] - self.scale[0]) * v for v in s]))
+        if r[5] < self.p_flip:  # left-right flip (x axis), the flip used by the TTA
+            m = m @ torch.diag(torch.tensor([1.0, 1.0, -1.0]))
+        coords = offsets @ m.to(self.device).T + torch.tensor(centre, device=self.device)
+        shape = torch.tensor(item["shape"], device=self.device, dtype=torch.float32)
+        norm = 2 * coords / (shape - 1).clamp_min(1) - 1
+        return norm[:, [2, 1, 0]].reshape(1, *p, 3)
+
+    def sample(self, batch_size: int):
+        """(x [B,1,*patch] float32 in [0,1], target [B,3,*patch] float32, weight [B,3])."""
+        xs, ts, ws = [], [], []
+        for _ in range(batch_size):
+            use_synth = self._rand(1).item() < self.synth_fraction
+            pool = self.synth if use_synth else self.real
+            item = pool[self._pick(len(pool))]
+            grid = self._grid(item, self._centre(item))
+            target = F.grid_sample(item["target"].float(), grid, mode="bilinear",
+                                   padding_mode="zeros", align_corners=True)[0] > 0.5
+            if use_synth:
+                tissue = F.grid_sample(item["tissue"].float(), grid, mode="nearest",
+                                       padding_mode="zeros", align_corners=True)[0, 0].long()
+                from .synthesis import synthesize
+
+                hu = synthesize(tissue, self.gen)
+            else:
+                hu = F.grid_sample(item["image"].float(), grid, mode="bilinear",
+                                   padding_mode="zeros", align_corners=True)[0, 0] + HU_STORE_MIN
+            x = apply_window(hu, random_window(self.window, self.gen, self.device))
+            if self.noise_std > 0 and self._rand(1).item() < 0.3:
+                x = x + torch.randn(x.shape, generator=self.gen, device=self.device) * (self._rand(1).item() * self.noise_std)
+            xs.append(x[None])
+            ts.append(target.float())
+            ws.append(item["annotated"])
+        return torch.stack(xs), torch.stack(ts), torch.stack(ws).to(self.device)
