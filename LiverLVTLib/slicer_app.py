@@ -116,7 +116,30 @@ def create_headless_slicer(load_terminology: bool = True) -> HeadlessSlicer:
     _register(app, "SubjectHierarchy", slicer.vtkSlicerSubjectHierarchyModuleLogic())
     _register(app, "Markups", slicer.vtkSlicerMarkupsLogic())
     _register(app, "Tables", slicer.vtkSlicerTablesLogic())
+    _add_subject_hierarchy_items_for_new_nodes(app)
     return app
+
+
+def _add_subject_hierarchy_items_for_new_nodes(app: HeadlessSlicer) -> None:
+    """Give every new data node a subject hierarchy item at the scene level, as Slicer's
+    subject hierarchy plugins do in the desktop application (they are Qt code, absent here).
+    Slicer's own logics (e.g. export of segments to models) then re-parent those items."""
+    slicer = import_slicer()
+    import vtk
+
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(app.scene)
+
+    @vtk.calldata_type(vtk.VTK_OBJECT)
+    def on_node_added(scene, _event, node):
+        if scene.IsImporting() or node is None or not node.IsA("vtkMRMLStorableNode"):
+            return
+        if node.GetHideFromEditors() or node.IsA("vtkMRMLColorNode"):
+            return
+        if not sh.GetItemByDataNode(node):
+            sh.CreateItem(sh.GetSceneItemID(), node)
+
+    app.scene.AddObserver(slicer.vtkMRMLScene.NodeAddedEvent, on_node_added)
+    app.logics["_sh_observer"] = on_node_added  # keep the callback alive with the app
 
 
 def load_scene_bundle(path, temporary_dir) -> HeadlessSlicer:

@@ -524,7 +524,7 @@ class LiverLVTLogic:
         text = self._find_output(volume_node, "measurements", "vtkMRMLTextNode")
         if text is None:
             text = self._new_output(volume_node, "measurements", "vtkMRMLTextNode",
-                                    f"{volume_node.GetName()} LVT measurements")
+                                    f"{volume_node.GetName()} LVT measurements.json")
         text.SetText(json.dumps(measurements, indent=1, default=_json_default))
         return text
 
@@ -535,10 +535,8 @@ class LiverLVTLogic:
         sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(self.scene)
         parent = sh.GetItemParent(_sh_item(sh, volume_node))
         sh.SetItemParent(_sh_item(sh, segmentation_node), parent)
-        folder_name = f"{volume_node.GetName()} LVT measurements"
-        folder = sh.GetItemChildWithName(parent, folder_name)
-        if not folder:
-            folder = sh.CreateFolderItem(parent, folder_name)
+        folder = _folder_item(sh, parent, f"{volume_node.GetName()} LVT measurements",
+                              volume_node.GetID())
         for node in measurement_nodes:
             sh.SetItemParent(_sh_item(sh, node), folder)
 
@@ -636,6 +634,23 @@ def _sh_item(sh, node):
     if not item:
         item = sh.CreateItem(sh.GetSceneItemID(), node)
     return item
+
+
+def _folder_item(sh, parent, name: str, volume_id: str):
+    """The LiverLVT measurements folder of a volume under ``parent`` (made when missing)."""
+    import vtk
+
+    children = vtk.vtkIdList()
+    sh.GetItemChildren(parent, children)
+    for i in range(children.GetNumberOfIds()):
+        item = children.GetId(i)
+        if (sh.GetItemAttribute(item, ROLE) == "folder"
+                and sh.GetItemAttribute(item, VOLUME_ID) == volume_id):
+            return item
+    folder = sh.CreateFolderItem(parent, name)
+    sh.SetItemAttribute(folder, ROLE, "folder")
+    sh.SetItemAttribute(folder, VOLUME_ID, volume_id)
+    return folder
 
 
 def _json_default(value):
