@@ -111,8 +111,9 @@ def check_ct_values(array: np.ndarray, pixel_id: int) -> None:
                          "voxels", "re-export the CT; every voxel must be a finite HU value")
     low, high = np.percentile(array[:: max(1, array.size // 2_000_000)], [1, 99])
     # An abdominal CT always holds fat (-100 HU) or air (-1000 HU) and soft tissue (> 0 HU);
-    # MR, PET or un-rescaled CT (raw 0..4095 without RescaleIntercept) do not.
-    if low > -50 or high < 0 or high - low < 100 or low < -3000 or high > 30000:
+    # MR, PET or un-rescaled CT (raw 0..4095 without RescaleIntercept) do not. Padding outside
+    # the scan circle (-2048, -3024, -32768) is allowed: it is below air, not a modality clue.
+    if low > -50 or high < 0 or high - low < 100 or high > 30000:
         raise InputError(
             f"the voxel values (1st-99th percentile {low:.0f}..{high:.0f}) are not Hounsfield units "
             "of a CT (MR, PET, or CT without its rescale intercept?)",

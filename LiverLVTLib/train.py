@@ -248,6 +248,7 @@ def run(args) -> int:
                                   "final_loss": round(sum(result["losses"][-50:]) / max(1, len(result["losses"][-50:])), 4),
                                   "complete": result["complete"]}
         (out / f"losses-{stage['name']}.json").write_text(json.dumps(result["losses"]))
+        (out / f"training-{stage['name']}.json").write_text(json.dumps(results[stage["name"]]))
     # the model card (only once every stage has weights)
     card_stages = []
     for stage in stages:
@@ -261,6 +262,10 @@ def run(args) -> int:
     previous = {}
     if (out / "model.json").is_file():
         previous = json.loads((out / "model.json").read_text()).get("training", {}).get("stages", {})
+    for stage in stages:  # stages trained by earlier invocations (e.g. --stages fine)
+        record = out / f"training-{stage['name']}.json"
+        if stage["name"] not in results and record.is_file():
+            previous[stage["name"]] = json.loads(record.read_text())
     previous.update(results)
     train_ids = sorted({i for r in previous.values() for i in r.get("cases", [])})
     license_text = "Weights trained on: " + ", ".join(
