@@ -151,6 +151,9 @@ def train_stage(stage: dict, cases: List[dict], device, seed: int, iterations: i
 
         bar = tqdm(total=iterations, initial=start, desc=f"train {stage['name']}", dynamic_ncols=True)
     t0 = time.time() - seconds
+    # with a time limit the cosine schedule follows the elapsed share of the budget, so a run
+    # stopped by the clock still ends with an annealed learning rate
+    budget = None if deadline is None else max(1.0, deadline - time.time() + seconds)
     net.train()
     it = start
     complete = True
@@ -159,8 +162,12 @@ def train_stage(stage: dict, cases: List[dict], device, seed: int, iterations: i
             complete = False
             log(f"time limit reached in stage '{stage['name']}' at iteration {it}/{iterations}")
             break
+        step = it
+        if budget is not None:
+            share = (time.time() - t0) / budget
+            step = max(it, int(share * iterations))
         for group in opt.param_groups:
-            group["lr"] = lr_at(it, iterations, stage.get("lr", 2e-3))
+            group["lr"] = lr_at(step, iterations, stage.get("lr", 2e-3))
         x, target, weight = sampler.sample(batch)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             out = net(x)
