@@ -664,8 +664,9 @@ def _json_default(value):
 
 
 def lesion_components(labels: sitk.Image, measurements: dict):
-    """[(lesion id, mask)] pairing each analysed lesion with the connected tumor component
-    nearest its centroid (26-connectivity)."""
+    """[(lesion id, mask)] pairing each analysed lesion with its 26-connected tumor component:
+    the one holding the lesion's ``seed_ijk`` voxel when the analysis gives it, else the one
+    whose centroid is nearest the lesion's."""
     from scipy import ndimage
 
     tumor = sitk.GetArrayViewFromImage(labels) == 3
@@ -679,6 +680,14 @@ def lesion_components(labels: sitk.Image, measurements: dict):
     free = set(range(count))
     pairs = []
     for lesion in measurements.get("lesions", []) or []:
+        seed = lesion.get("seed_ijk")
+        if seed is not None and len(seed) == 3:
+            i, j, k = (int(v) for v in seed)
+            if (0 <= k < components.shape[0] and 0 <= j < components.shape[1]
+                    and 0 <= i < components.shape[2] and components[k, j, i] - 1 in free):
+                free.discard(components[k, j, i] - 1)
+                pairs.append((lesion["id"], components == components[k, j, i]))
+                continue
         centroid = lesion.get("centroid_ras")
         if centroid is None or not free:
             continue

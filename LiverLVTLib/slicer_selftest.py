@@ -88,7 +88,6 @@ def check_lines(logic: LiverLVTLogic, result, ct: sitk.Image, labels: sitk.Image
     long_col = [t for t, _, _ in TABLE_COLUMNS].index("Longest axial (mm)")
     short_col = [t for t, _, _ in TABLE_COLUMNS].index("Short axis (mm)")
     components = dict((str(i), mask) for i, mask in lesion_components(labels, measurements))
-    ras_to_ijk = mc.ras_to_ijk(ct)
     lesions = measurements.get("lesions", []) or []
     expected = sum(1 for lesion in lesions if lesion.get("axial_endpoints_ras"))
     if len(result.line_nodes) != expected:
@@ -106,20 +105,39 @@ def check_lines(logic: LiverLVTLogic, result, ct: sitk.Image, labels: sitk.Image
             got = line.GetLineLengthWorld()
             if abs(got - want) > LINE_TOLERANCE_MM:
                 _fail(f"line '{line.GetName()}' is {got:.2f} mm, table says {want:.2f} mm")
-        mask = components.get(str(lesion["id"]))
-        if mask is None:
-            continue
-        areas = mask.sum(axis=(1, 2))
-        for line in pair:
-            for i in range(2):
-                position = [0.0, 0.0, 0.0]
-                line.GetNthControlPointPosition(i, position)
-                k = (ras_to_ijk @ np.array(position + [1.0]))[2]
-                if abs(k - round(k)) > 0.05 or not 0 <= round(k) < len(areas):
-                    _fail(f"line '{line.GetName()}' is not on an axial slice (k = {k:.2f})")
-                if areas[int(round(k))] != areas.max():
-                    _fail(f"line '{line.GetName()}' lies on slice {int(round(k))} (area "
-                          f"{areas[int(round(k))]}), not the largest ({areas.max()})")
+        _check_axial_plane(pair, lesion, components.get(str(lesion["id"])), ct)
+
+
+def _check_axial_plane(pair, lesion: dict, mask, ct: sitk.Image) -> None:
+    """Both lines lie in one axial plane (constant S) that is the analysis's measurement slice
+    (the lesion's largest axial extent, RECIST) and cuts the lesion; on an axis-aligned CT that
+    plane is one of the CT's own slices."""
+    points = []
+    for line in pair:
+        for i in range(2):
+            position = [0.0, 0.0, 0.0]
+            line.GetNthControlPointPosition(i, position)
+            points.append(position)
+    points = np.array(points)
+    s_values = points[:, 2]
+    if np.ptp(s_values) > 0.01:
+        _fail(f"lesion {lesion['id']}'s lines are not in one axial plane (S {s_values})")
+    if lesion.get("axial_slice_s_mm") is not None and abs(
+            s_values[0] - float(lesion["axial_slice_s_mm"])) > 0.01:
+        _fail(f"lesion {lesion['id']}'s lines are at S {s_values[0]:.2f}, the analysis measured "
+              f"at {lesion['axial_slice_s_mm']}")
+    slice_axis = np.abs(mc.ijk_to_ras(ct)[2, :3])
+    if mask is None or np.count_nonzero(slice_axis > 1e-6) != 1:
+        return  # oblique CT: the axial plane is not one of its slices
+    ras_to_ijk = mc.ras_to_ijk(ct)
+    index = (ras_to_ijk @ np.append(points[0], 1.0))[:3]
+    axis = int(np.argmax(slice_axis))  # i, j or k: the CT axis along S
+    k = index[axis]
+    if abs(k - round(k)) > 0.05:
+        _fail(f"lesion {lesion['id']}'s lines fall between CT slices (index {k:.2f})")
+    plane = np.take(mask, int(round(k)), axis=2 - axis)
+    if not plane.any():
+        _fail(f"lesion {lesion['id']}'s lines lie on a slice without the lesion")
 
 
 def check_staging(result, measurements: dict) -> None:
