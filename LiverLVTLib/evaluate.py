@@ -117,7 +117,8 @@ def _fmt_stat(mean, sd, digits=3) -> str:
 
 
 CELLS = (("dice", "Dice", 3), ("hd95_mm", "HD95 mm", 1), ("nsd", "NSD", 3))
-LESION_CELLS = (("lesion_sensitivity", "lesion sens", 2), ("lesion_precision", "lesion prec", 2))
+LESION_CELLS = (("lesion_sensitivity", "lesion sens", 2), ("lesion_precision", "lesion prec", 2),
+                ("fp_volume_ml", "FP mL", 2))
 
 
 def _columns(classes) -> List[tuple]:

@@ -1,0 +1,205 @@
+"""Training code on the small phantom (CPU, one thread, a few steps): masked loss, target
+hierarchy, random windowing, synthesis, loss decrease, seed reproducibility and resume."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from LiverLVTLib.augment import PatchSampler, apply_window, random_window
+from LiverLVTLib.dataset import (HU_STORE_MAX, HU_STORE_MIN, TISSUE_CLASSES, decode_hu,
+                                 encode_hu, multi_hot, prepare_arrays)
+from LiverLVTLib.losses import MaskedBCEDiceLoss, deep_supervision_loss
+from LiverLVTLib.train import build_network, train_stage
+
+WINDOW = (-200.0, 300.0)
+STAGE = {"name": "test", "patch_size": [32, 32, 32], "window_hu": list(WINDOW), "batch_size": 2,
+         "lr": 0.01, "fg_prob": 0.7, "synth_fraction": 0.0,
+         "network": {"class": "UNet", "args": {"spatial_dims": 3, "in_channels": 1,
+                                              "out_channels": 3, "channels": [8, 16, 32],
+                                              "strides": [2, 2], "num_res_units": 1}}}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the machine is shared: keep these tests light
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def phantom_case():
+    """The small phantom as a cached training case on a 4 mm grid (about 60 x 50 x 45)."""
+    from LiverLVTLib.phantom import make_small_phantom
+
+    ph = make_small_phantom(seed=0)
+    case = prepare_arrays(ph.ct, ph.labels, [4.0, 4.0, 4.0])
+    case["annotated"] = np.ones(3, np.uint8)
+    case["id"] = "phantom"
+    assert set(np.unique(case["labels"])) == {0, 1, 2, 3}
+    return case
+
+
+# ----------------------------------------------------------------------------- loss
+def test_masked_loss_gives_no_gradient_to_unannotated_classes():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 8, 8, 8, requires_grad=True)
+    target = (torch.rand(2, 3, 8, 8, 8) > 0.5).float()
+    weight = torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 1.0]])  # sample 0: vessels not annotated
+    loss = MaskedBCEDiceLoss()(logits, target, weight)
+    loss.backward()
+    grad = logits.grad
+    assert torch.all(grad[0, 1] == 0), "an unannotated class must not receive gradient"
+    assert grad[0, 0].abs().sum() > 0 and grad[0, 2].abs().sum() > 0
+    assert grad[1, 1].abs().sum() > 0  # the same channel of an annotated sample does
+    # whatever the unannotated target holds, the loss is the same
+    other = target.clone()
+    other[0, 1] = 1 - other[0, 1]
+    assert MaskedBCEDiceLoss()(logits, other, weight).item() == pytest.approx(loss.item(), rel=1e-6)
+    # deep supervision heads [B, K, C, ...] keep the mask
+    heads = torch.randn(2, 2, 3, 8, 8, 8, requires_grad=True)
+    deep_supervision_loss(MaskedBCEDiceLoss(), heads, target, weight).backward()
+    assert torch.all(heads.grad[0, :, 1] == 0) and heads.grad[1, :, 1].abs().sum() > 0
+
+
+def test_unannotated_class_gets_no_gradient_through_the_network():
+    """End to end: a batch with no vessel annotation leaves the vessel output row of the last
+    layer without gradient, the liver row not."""
+    torch.manual_seed(0)
+    net = build_network(STAGE["network"])
+    x = torch.rand(2, 1, 16, 16, 16)
+    target = (torch.rand(2, 3, 16, 16, 16) > 0.5).float()
+    weight = torch.tensor([[1.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    MaskedBCEDiceLoss()(net(x), target, weight).backward()
+    last = [m for m in net.modules() if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d))][-1]
+    out_dim = 1 if isinstance(last, torch.nn.ConvTranspose3d) else 0  # weight layout
+    rows = last.weight.grad.transpose(0, out_dim) if out_dim else last.weight.grad
+    assert rows[1].abs().sum() == 0 and last.bias.grad[1] == 0
+    assert rows[0].abs().sum() > 0
+
+
+# ----------------------------------------------------------------------------- targets
+def test_multi_hot_targets_follow_the_hierarchy():
+    labels = np.array([[[0, 1, 2, 3]]], np.uint8)
+    hot = multi_hot(labels)
+    assert hot[:, 0, 0].T.tolist() == [[0, 0, 0], [1, 0, 0], [1, 1, 0], [1, 0, 1]]
+
+
+def test_sampled_targets_keep_the_hierarchy_and_masks(phantom_case):
+    partial = dict(phantom_case, id="partial", annotated=np.array([1, 0, 1], np.uint8))
+    sampler = PatchSampler([phantom_case, partial], [24, 24, 24], WINDOW, seed=3, fg_prob=1.0)
+    for _ in range(3):
+        x, target, weight = sampler.sample(2)
+        assert x.shape == (2, 1, 24, 24, 24) and target.shape == (2, 3, 24, 24, 24)
+        liver = target[:, 0].bool()
+        assert not (target[:, 1].bool() & ~liver).any(), "vessel outside the liver target"
+        assert not (target[:, 2].bool() & ~liver).any(), "tumor outside the liver target"
+        assert set(map(tuple, weight.tolist())) <= {(1.0, 1.0, 1.0), (1.0, 0.0, 1.0)}
+        assert liver.any()  # foreground-centred patches
+
+
+# ----------------------------------------------------------------------------- intensities
+def test_random_window_stays_in_plausible_hu():
+    gen = torch.Generator().manual_seed(0)
+    centre0, width0 = sum(WINDOW) / 2, WINDOW[1] - WINDOW[0]
+    lows, highs = [], []
+    for _ in range(500):
+        low, high = random_window(WINDOW, gen)
+        lows.append(low)
+        highs.append(high)
+        assert abs((low + high) / 2 - centre0) <= 50.0 + 1e-6
+        assert 0.8 * width0 - 1e-6 <= high - low <= 1.25 * width0 + 1e-6
+        # inside the cached HU range, below fat+water and above dense contrast/bone onset
+        assert HU_STORE_MIN <= low <= -100 and 100 <= high <= HU_STORE_MAX
+    assert max(lows) - min(lows) > 100  # it does vary
+    x = apply_window(torch.tensor([-1000.0, low, (low + high) / 2, high, 3000.0]), (low, high))
+    assert x.tolist() == pytest.approx([0.0, 0.0, 0.5, 1.0, 1.0])
+
+
+def test_hu_storage_round_trip_and_patch_intensities(phantom_case):
+    hu = np.array([-1000, -400, -123, 0, 57, 600, 2000], np.float32)
+    back = decode_hu(encode_hu(hu))
+    assert np.all(np.abs(back - np.clip(hu, HU_STORE_MIN, HU_STORE_MAX)) <= 2.0)
+    # sampled patches: liver (about 60-110 HU in the phantom) lands mid-window, never at 0 or 1
+    sampler = PatchSampler([phantom_case], [24, 24, 24], WINDOW, seed=1, fg_prob=1.0,
+                           noise_std=0.0)
+    for _ in range(3):
+        x, target, _ = sampler.sample(2)
+        assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+        parenchyma = target[:, 0].bool() & ~target[:, 1].bool() & ~target[:, 2].bool()
+        for b in range(2):
+            values = x[b, 0][parenchyma[b]]
+            if values.numel() > 50:
+                assert 0.35 < float(values.median()) < 0.85
+
+
+def test_synthesis_from_tissue_classes_is_ct_like(phantom_case):
+    from LiverLVTLib.synthesis import synthesize
+
+    tissue = np.full(phantom_case["labels"].shape, TISSUE_CLASSES.index("body"), np.int64)
+    tissue[phantom_case["labels"] == 1] = TISSUE_CLASSES.index("liver")
+    tissue[phantom_case["labels"] == 2] = TISSUE_CLASSES.index("vein")
+    tissue[phantom_case["labels"] == 3] = TISSUE_CLASSES.index("tumor")
+    tissue[:, :3] = TISSUE_CLASSES.index("air")
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        hu = synthesize(torch.from_numpy(tissue), gen)
+        assert torch.isfinite(hu).all()
+        liver = float(hu[torch.from_numpy(tissue == 3)].median())
+        tumor = float(hu[torch.from_numpy(tissue == 6)].median())
+        assert 30 < liver < 170 and abs(tumor - liver) > 5
+        assert float(hu[torch.from_numpy(tissue == 0)].median()) < -850
+
+
+# ----------------------------------------------------------------------------- training
+def _fixed_batch(case, seed=7):
+    sampler = PatchSampler([case], STAGE["patch_size"], WINDOW, seed=seed, fg_prob=0.8)
+    return sampler.sample(4)
+
+
+def _loss_of(state_dict, batch):
+    net = build_network(STAGE["network"])
+    net.load_state_dict(state_dict)
+    net.eval()
+    with torch.no_grad():
+        x, target, weight = batch
+        return float(MaskedBCEDiceLoss()(net(x), target, weight))
+
+
+def test_a_few_training_steps_lower_the_loss(phantom_case):
+    batch = _fixed_batch(phantom_case)
+    torch.manual_seed(0)  # train_stage seeds the same way: same initial network
+    before = _loss_of(build_network(STAGE["network"]).state_dict(), batch)
+    result = train_stage(STAGE, [phantom_case], torch.device("cpu"), seed=0, iterations=30,
+                         progress=False, log=lambda *_: None)
+    after = _loss_of(result["state_dict"], batch)
+    assert result["iterations"] == 30 and result["complete"] and len(result["losses"]) == 30
+    assert after < 0.9 * before, (before, after)
+    assert np.mean(result["losses"][-5:]) < np.mean(result["losses"][:5])
+
+
+def test_training_is_reproducible_and_resumes(phantom_case, tmp_path):
+    cpu = torch.device("cpu")
+    quiet = dict(progress=False, log=lambda *_: None)
+    a = train_stage(STAGE, [phantom_case], cpu, seed=5, iterations=3, **quiet)
+    b = train_stage(STAGE, [phantom_case], cpu, seed=5, iterations=3, **quiet)
+    assert a["losses"] == b["losses"]
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    c = train_stage(STAGE, [phantom_case], cpu, seed=6, iterations=3, **quiet)
+    assert c["losses"] != a["losses"]
+    # 3 + 3 steps through a checkpoint == 6 steps in one go
+    straight = train_stage(STAGE, [phantom_case], cpu, seed=5, iterations=6, **quiet)
+    ckpt = tmp_path / "test.ckpt"
+    first = train_stage(STAGE, [phantom_case], cpu, seed=5, iterations=3, checkpoint=ckpt, **quiet)
+    assert ckpt.is_file() and first["losses"] == a["losses"]
+    messages = []
+    resumed = train_stage(STAGE, [phantom_case], cpu, seed=5, iterations=6, checkpoint=ckpt,
+                          progress=False, log=messages.append)
+    assert any("resumed" in m and "iteration 3" in m for m in messages)
+    assert resumed["iterations"] == 6 and len(resumed["losses"]) == 6
+    np.testing.assert_allclose(resumed["losses"], straight["losses"], rtol=1e-5)
+    for key in straight["state_dict"]:
+        torch.testing.assert_close(resumed["state_dict"][key], straight["state_dict"][key],
+                                   rtol=1e-4, atol=1e-6)
