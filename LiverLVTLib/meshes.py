@@ -40,7 +40,7 @@ COLORS = {"liver": (0.80, 0.50, 0.40), "vessels": (0.25, 0.45, 0.90), "tumors": 
           "cyst": (0.35, 0.85, 0.85)}
 
 
-def surface(mask: np.ndarray, grid: Grid, smooth_iterations: int = 15, pass_band: float = 0.05,
+def surface(mask: np.ndarray, grid: Grid, smooth_iterations: int = 20, pass_band: float = 0.01,
             decimate: float = 0.0) -> vtkPolyData:
     """Closed surface (LPS mm) of a boolean mask [k, j, i] on ``grid``'s voxels."""
     mask = np.asarray(mask, bool)
@@ -131,7 +131,10 @@ def build_surfaces(labels: sitk.Image, result: Optional[Dict] = None) -> List[Tu
     out.append(("liver", "liver", surface(liver, grid, decimate=_decimation_for(int(liver.sum())))))
     for stem, kind, mask in (("vessels", "vessels", lab == VESSEL), ("tumors", "tumors", lab == TUMOR)):
         if mask.any():
-            out.append((stem, kind, surface(mask, grid, decimate=_decimation_for(int(mask.sum())))))
+            # thin vessels shrink under strong smoothing: smooth them less
+            smooth = dict(smooth_iterations=15, pass_band=0.05) if kind == "vessels" else {}
+            out.append((stem, kind, surface(mask, grid, decimate=_decimation_for(int(mask.sum())),
+                                            **smooth)))
     cc, ids = lesion_components(lab, grid)
     classes = {les["id"]: les["classification"] for les in (result or {}).get("lesions", [])}
     boxes = ndimage.find_objects(cc) if ids else []
