@@ -31,7 +31,7 @@ from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter
 
 from .errors import OutputError
 from .io import atomic_path
-from .labels import LIVER, TUMOR, VESSEL
+from .labels import TUMOR, VESSEL
 from .lesions import Grid, lesion_components
 
 SPACE_TAG = "SPACE"  # Slicer's coordinate-system tag (NRRD naming), value "LPS"

@@ -13,7 +13,7 @@ import html
 import io as _io
 import os
 from datetime import datetime
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import numpy as np
 import SimpleITK as sitk
