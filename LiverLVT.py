@@ -1,0 +1,369 @@
+"""LiverLVT: liver, hepatic vessel and liver tumor segmentation, measurement and staging in 3D Slicer.
+
+The module is thin: the widget binds the UI (Resources/UI/LiverLVT.ui) to a parameter node and
+forwards button presses to ``LiverLVTLib.slicer_logic.LiverLVTLogic``, which holds every MRML
+operation and runs the same on Slicer's core libraries outside the application (tests, the
+``liverlvt ... --scene`` command). Inference runs in a background ``PythonSlicer`` process.
+"""
+import logging
+import os
+import pathlib
+import sys
+from typing import Annotated, Optional
+
+import qt
+import slicer
+import vtk
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
+
+MODULE_DIR = os.path.dirname(os.path.abspath(__file__))
+if MODULE_DIR not in sys.path:  # LiverLVTLib is installed beside this file
+    sys.path.insert(0, MODULE_DIR)
+
+TERMINOLOGY_FILE = os.path.join(MODULE_DIR, "Resources", "Terminology",
+                                "SegmentationCategoryTypeModifier-LiverLVT.term.json")
+
+
+# ----------------------------------------------------------------------------- module
+class LiverLVT(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "LiverLVT"
+        self.parent.categories = ["Segmentation"]
+        self.parent.dependencies = ["Segmentations", "Markups", "Tables", "Terminologies"]
+        self.parent.contributors = ["LiverLVT developers"]
+        self.parent.helpText = (
+            "Segments the liver, the hepatic vessels and liver tumors from an abdominal CT, "
+            "measures every lesion (volume, longest axial diameter and its perpendicular, "
+            "maximum 3-D diameter, HU, contact with hepatic vessels), triages cysts, and stages "
+            "the case (the seed paper's CT rule and the AJCC 8th-edition T category).<br>"
+            "After Apply: the segmentation '&lt;volume&gt; LVT', the table 'LiverLVT lesions' "
+            "and two diameter lines per lesion. Edit the segments in Segment Editor, then "
+            "press 'Recompute from the current segmentation'.<br>"
+            "Method: multi-label liver/vessel/tumor network after Kim et al. 2024 (LVT), "
+            "trained with MONAI (Cardoso et al. 2022, arXiv:2211.02701); RECIST 1.1 diameters "
+            "(Eisenhauer et al. 2009); AJCC Cancer Staging Manual, 8th edition (Amin et al. "
+            "2017).<br><b>Research use only: not a medical device.</b>")
+        self.parent.acknowledgementText = (
+            "Built on 3D Slicer (Fedorov et al. 2012), MONAI, PyTorch and SimpleITK. Segment "
+            "terminology follows SNOMED-CT as used by SlicerTotalSegmentator. Test data: "
+            "3D-IRCADb-01 (IRCAD), The Cancer Imaging Archive collections, LiTS.")
+        slicer.app.connect("startupCompleted()", _register_terminology)
+
+
+def _register_terminology():
+    """Make LiverLVT's segment terminology known to Slicer's terminology selector."""
+    logic = slicer.modules.terminologies.logic() if hasattr(slicer.modules, "terminologies") \
+        else None
+    if logic is not None and os.path.isfile(TERMINOLOGY_FILE):
+        logic.LoadTerminologyFromFile(TERMINOLOGY_FILE)
+
+
+# ----------------------------------------------------------------------------- parameters
+@parameterNodeWrapper
+class LiverLVTParameterNode:
+    inputVolume: vtkMRMLScalarVolumeNode
+    modelFolder: pathlib.Path
+    device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
+    tta: bool = False
+    perLesionSegments: bool = False
+    cystRule: Annotated[str, Choice(["acr", "gaussian45", "off"])] = "acr"
+    majorVesselMm: Annotated[float, WithinRange(1.0, 30.0)] = 5.0
+    outputSegmentation: vtkMRMLSegmentationNode
+    exportFormat: Annotated[str, Choice(["STL", "OBJ"])] = "STL"
+    nCategory: Annotated[str, Choice(["NX", "N0", "N1"])] = "NX"
+    mCategory: Annotated[str, Choice(["MX", "M0", "M1"])] = "MX"
+
+
+# ----------------------------------------------------------------------------- logic
+def _lvtLogicClass():
+    from LiverLVTLib.slicer_logic import LiverLVTLogic as EngineLogic
+
+    return EngineLogic
+
+
+class LiverLVTLogic(ScriptedLoadableModuleLogic, _lvtLogicClass()):
+    """Slicer's module logic (parameter node, ``slicer.util.getModuleLogic``) around the
+    engine-side Logic in ``LiverLVTLib.slicer_logic``, bound to the application's scene."""
+
+    def __init__(self):
+        ScriptedLoadableModuleLogic.__init__(self)
+        _lvtLogicClass().__init__(self, slicer.mrmlScene, slicer.modules.segmentations.logic())
+
+    def getParameterNode(self):
+        return LiverLVTParameterNode(super().getParameterNode())
+
+
+# ----------------------------------------------------------------------------- widget
+class LiverLVTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """UI glue only: parameters <-> widgets, buttons -> Logic, background job -> progress bar."""
+
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._job = None
+        self._timer = qt.QTimer()
+        self._timer.setInterval(200)
+        self._timer.timeout.connect(self.onTimer)
+
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/LiverLVT.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = LiverLVTLogic()
+        self._fillModelList()
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.recomputeButton.connect("clicked(bool)", self.onRecomputeButton)
+        self.ui.exportModelsButton.connect("clicked(bool)", self.onExportModelsButton)
+        self.ui.saveReportButton.connect("clicked(bool)", self.onSaveReportButton)
+        self.ui.modelSelector.connect("currentIndexChanged(int)", self.onModelSelected)
+        self.ui.nSelector.connect("currentIndexChanged(int)", self.onStagingInputChanged)
+        self.ui.mSelector.connect("currentIndexChanged(int)", self.onStagingInputChanged)
+        self.ui.outputSegmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)",
+                                                   self.onOutputChanged)
+        self.initializeParameterNode()
+
+    def _fillModelList(self):
+        from LiverLVTLib.model import available_models
+
+        for folder in available_models():
+            self.ui.modelSelector.addItem(folder.name, str(folder))
+
+    # --------------------------------------------------------------- parameter node lifecycle
+    def cleanup(self):
+        self.removeObservers()
+        self._cancelJob()
+
+    def enter(self):
+        self.initializeParameterNode()
+
+    def exit(self):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent,
+                                self._updateButtons)
+
+    def onSceneStartClose(self, caller, event):
+        self._cancelJob()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event):
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self):
+        from LiverLVTLib.model import default_model_dir
+
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass(
+                "vtkMRMLScalarVolumeNode")
+        if not str(self._parameterNode.modelFolder or "").strip(". "):
+            self._parameterNode.modelFolder = default_model_dir()
+
+    def setParameterNode(self, inputParameterNode: Optional[LiverLVTParameterNode]):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent,
+                                self._updateButtons)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent,
+                             self._updateButtons)
+            self._updateButtons()
+
+    def _updateButtons(self, caller=None, event=None):
+        hasInput = bool(self._parameterNode and self._parameterNode.inputVolume)
+        hasOutput = bool(self._parameterNode and self._parameterNode.outputSegmentation)
+        running = self._job is not None
+        self.ui.applyButton.enabled = hasInput or running
+        self.ui.applyButton.text = "Cancel" if running else "Apply"
+        for button in (self.ui.recomputeButton, self.ui.exportModelsButton,
+                       self.ui.saveReportButton):
+            button.enabled = hasOutput and not running
+
+    def _analysisOptions(self):
+        p = self._parameterNode
+        return {"cyst_rule": p.cystRule, "major_vessel_mm": float(p.majorVesselMm)}
+
+    # --------------------------------------------------------------- Apply / Cancel
+    def onApplyButton(self):
+        if self._job is not None:
+            self._cancelJob()
+            self.ui.statusLabel.text = "Cancelled: the scene is unchanged."
+            return
+        with slicer.util.tryWithErrorDisplay("LiverLVT could not start.", waitCursor=True):
+            self._ensureDependencies()
+            from LiverLVTLib.slicer_logic import check_device
+
+            device, note = check_device(self._parameterNode.device)
+            p = self._parameterNode
+            self._job = self.logic.start_background(
+                p.inputVolume, model_dir=str(p.modelFolder), device=device, tta=p.tta,
+                python=_pythonSlicer())
+            self._startProgress(note or "Segmenting in the background...")
+
+    def _startProgress(self, message):
+        self.ui.progressBar.visible = True
+        self.ui.progressBar.value = 0
+        self.ui.statusLabel.text = message
+        self._timer.start()
+        self._updateButtons()
+
+    def onTimer(self):
+        running = self._job.poll()
+        self.ui.progressBar.value = int(100 * self._job.fraction)
+        self.ui.progressBar.format = f"{self._job.stage} %p%"
+        if not running:
+            self._finishJob()
+
+    def _finishJob(self):
+        job, self._job = self._job, None
+        self._timer.stop()
+        self.ui.progressBar.visible = False
+        self._updateButtons()
+        with slicer.util.tryWithErrorDisplay("LiverLVT failed.", waitCursor=True):
+            try:
+                labels = job.labels()
+            finally:
+                job.cleanup()
+            p = self._parameterNode
+            result = self.logic.apply_labels(
+                p.inputVolume, labels, n=p.nCategory, m=p.mCategory,
+                per_lesion_segments=p.perLesionSegments,
+                analysis_options=self._analysisOptions())
+            self._showResult(result)
+
+    def _cancelJob(self):
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+        self._timer.stop()
+        self.ui.progressBar.visible = False
+        self._updateButtons()
+
+    # --------------------------------------------------------------- results
+    def onRecomputeButton(self):
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Recompute failed.", waitCursor=True):
+            self._showResult(self.logic.recompute(
+                p.outputSegmentation, n=p.nCategory, m=p.mCategory,
+                per_lesion_segments=p.perLesionSegments,
+                analysis_options=self._analysisOptions()))
+
+    def onStagingInputChanged(self, _index=None):
+        if self._parameterNode and self._parameterNode.outputSegmentation and self._job is None:
+            self.onRecomputeButton()
+
+    def onOutputChanged(self, node):
+        if node is None:
+            return
+        volume = self.logic.volume_of(node)
+        measurements = self.logic.measurements_of(volume) if volume else None
+        if measurements:
+            self._showStaging(measurements)
+
+    def _showResult(self, result):
+        self._parameterNode.outputSegmentation = result.segmentation_node
+        self._showStaging(result.measurements)
+        slicer.util.setSliceViewerLayers(background=result.volume_node)
+        layoutManager = slicer.app.layoutManager()
+        if layoutManager is not None:
+            layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
+            selection = slicer.app.applicationLogic().GetSelectionNode()
+            selection.SetActiveTableID(result.table_node.GetID())
+            slicer.app.applicationLogic().PropagateTableSelection()
+        self.ui.statusLabel.text = f"Done: {len(result.measurements.get('lesions', []))} lesions."
+
+    def _showStaging(self, measurements):
+        from LiverLVTLib.slicer_logic import staging_summary
+
+        s = staging_summary(measurements)
+        self.ui.paperStageLabel.text = s["paper_stage"] or "-"
+        self.ui.ajccLabel.text = (f"T {s['T'] or '-'}  N {s['N'] or '-'}  M {s['M'] or '-'}  "
+                                  f"stage group {s['stage_group'] or '-'}")
+        self.ui.liverVolumeLabel.text = f"{s['liver_volume_ml']:.0f} mL"
+        self.ui.tumorBurdenLabel.text = f"{s['tumor_burden_percent']:.1f} %"
+        self.ui.rationaleTextEdit.plainText = "\n".join(
+            ["Paper stage:"] + [f"- {r}" for r in s["paper_rationale"]]
+            + ["AJCC 8:"] + [f"- {r}" for r in s["ajcc_rationale"]])
+
+    def onExportModelsButton(self):
+        folder = qt.QFileDialog.getExistingDirectory(None, "Export models to folder")
+        if not folder:
+            return
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Export failed.", waitCursor=True):
+            files = self.logic.export_models(p.outputSegmentation, folder, p.exportFormat)
+            self.ui.statusLabel.text = f"Wrote {len(files)} {p.exportFormat} files to {folder}."
+
+    def onSaveReportButton(self):
+        folder = qt.QFileDialog.getExistingDirectory(None, "Save the report to folder")
+        if not folder:
+            return
+        volume = self.logic.volume_of(self._parameterNode.outputSegmentation)
+        with slicer.util.tryWithErrorDisplay("Saving the report failed.", waitCursor=True):
+            path = self.logic.save_report(volume, folder)
+            self.ui.statusLabel.text = f"Report: {path}"
+            qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(path)))
+
+    def onModelSelected(self, index):
+        folder = self.ui.modelSelector.itemData(index)
+        if folder and self._parameterNode:
+            self._parameterNode.modelFolder = pathlib.Path(folder)
+
+    # --------------------------------------------------------------- dependencies
+    def _ensureDependencies(self):
+        from LiverLVTLib.dependencies import ensure
+
+        try:
+            import PyTorchUtils
+            torchUtils = PyTorchUtils.PyTorchUtilsLogic()
+        except ImportError:
+            torchUtils = None
+        ensure(lambda text: slicer.util.confirmOkCancelDisplay(text, "LiverLVT dependencies"),
+               slicer.util.pip_install, torchUtils)
+
+
+def _pythonSlicer():
+    """Slicer's own Python launcher, which runs the engine in the background process."""
+    name = "PythonSlicer.exe" if os.name == "nt" else "PythonSlicer"
+    path = os.path.join(slicer.app.slicerHome, "bin", name)
+    return path if os.path.isfile(path) else None
+
+
+# ----------------------------------------------------------------------------- self-test
+class LiverLVTTest(ScriptedLoadableModuleTest):
+    """Runs the Logic on the built-in phantom (its exact labels stand in for the network: no
+    network access, no GPU) and checks segments, terminology, surfaces, table, lines, staging,
+    the edit round trip and Cancel, with the same checks as the pytest suite."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_LiverLVT_phantom()
+
+    def test_LiverLVT_phantom(self):
+        from LiverLVTLib.slicer_selftest import run_phantom_scenario
+
+        self.delayDisplay("LiverLVT self-test on the phantom")
+        outcome = run_phantom_scenario(slicer.mrmlScene, slicer.modules.segmentations.logic(),
+                                       log=lambda text: self.delayDisplay(text, 10))
+        self.assertIsNotNone(outcome["result"].table_node)
+        logging.info("LiverLVT self-test passed")
+        self.delayDisplay("Test passed")

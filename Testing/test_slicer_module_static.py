@@ -1,0 +1,168 @@
+"""Static checks of the Slicer module, which cannot run without desktop Slicer here:
+widget names used in LiverLVT.py exist in the .ui file, every parameter of the wrapper is bound
+to a widget, the Widget holds no logic, the self-test is real, the extension build lists every
+file."""
+from __future__ import annotations
+
+import ast
+import re
+import struct
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+MODULE = REPO / "LiverLVT.py"
+UI = REPO / "Resources" / "UI" / "LiverLVT.ui"
+CMAKE = REPO / "CMakeLists.txt"
+
+
+@pytest.fixture(scope="module")
+def tree():
+    return ast.parse(MODULE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def ui():
+    return ET.parse(UI).getroot()
+
+
+def _class(tree, name):
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            return node
+    raise AssertionError(f"class {name} not in LiverLVT.py")
+
+
+def _widget_names(ui):
+    return [w.get("name") for w in ui.iter("widget")]
+
+
+def _bound_parameters(ui):
+    bound = {}
+    for widget in ui.iter("widget"):
+        for prop in widget.findall("property"):
+            if prop.get("name") == "SlicerParameterName":
+                bound[prop.findtext("string")] = widget.get("class")
+    return bound
+
+
+def _ui_attributes(tree):
+    """Names X used as self.ui.X anywhere in LiverLVT.py."""
+    names = set()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "ui" and isinstance(node.value.value, ast.Name)
+                and node.value.value.id == "self"):
+            names.add(node.attr)
+    return names
+
+
+def _parameters(tree):
+    cls = _class(tree, "LiverLVTParameterNode")
+    assert any(getattr(d, "id", None) == "parameterNodeWrapper" for d in cls.decorator_list)
+    return {n.target.id: ast.unparse(n.annotation) for n in cls.body
+            if isinstance(n, ast.AnnAssign)}
+
+
+def test_ui_file_is_designer_xml_with_unique_names(ui):
+    assert ui.tag == "ui" and ui.findtext("class") == "LiverLVT"
+    names = _widget_names(ui)
+    assert len(names) == len(set(names)), "duplicate widget names in the .ui"
+
+
+def test_every_widget_the_module_uses_exists_in_the_ui(tree, ui):
+    missing = _ui_attributes(tree) - set(_widget_names(ui))
+    assert not missing, f"LiverLVT.py uses widgets not in LiverLVT.ui: {sorted(missing)}"
+
+
+def test_every_parameter_is_bound_to_a_widget_of_a_fitting_kind(tree, ui):
+    parameters, bound = _parameters(tree), _bound_parameters(ui)
+    assert set(parameters) == set(bound), (
+        f"unbound parameters {sorted(set(parameters) - set(bound))}, "
+        f"bindings without parameter {sorted(set(bound) - set(parameters))}")
+    fitting = {"vtkMRML": {"qMRMLNodeComboBox"}, "bool": {"QCheckBox"},
+               "Choice": {"QComboBox"}, "float": {"QDoubleSpinBox", "ctkSliderWidget"},
+               "pathlib.Path": {"ctkPathLineEdit"}}
+    for name, annotation in parameters.items():
+        kinds = next((v for k, v in fitting.items() if k in annotation), None)
+        assert kinds, f"parameter {name}: {annotation} has no widget kind rule"
+        assert bound[name] in kinds, f"parameter {name} ({annotation}) bound to a {bound[name]}"
+
+
+def test_choices_match_the_combo_boxes(tree, ui):
+    parameters = _parameters(tree)
+    for widget in ui.iter("widget"):
+        name = next((p.findtext("string") for p in widget.findall("property")
+                     if p.get("name") == "SlicerParameterName"), None)
+        if widget.get("class") != "QComboBox" or name is None:
+            continue
+        items = [i.find("property").findtext("string") for i in widget.findall("item")]
+        choices = re.search(r"Choice\(\[(.*)\]\)", parameters[name]).group(1)
+        assert items == [c.strip().strip("'\"") for c in choices.split(",")], name
+
+
+def test_widget_is_thin(tree):
+    """No MRML building, image maths or engine calls in the Widget: they live in the Logic."""
+    widget = _class(tree, "LiverLVTWidget")
+    source = ast.unparse(widget)
+    for forbidden in ("AddNewNodeByClass", "GetSegmentation()", "RemoveNode", "SetAttribute",
+                      "sitk.", "np.", "numpy", "SimpleITK", "segment_ct", "analyze_case",
+                      "subprocess"):
+        assert forbidden not in source, f"the Widget does '{forbidden}'; move it to the Logic"
+    for method in widget.body:
+        if isinstance(method, ast.FunctionDef):
+            length = method.end_lineno - method.lineno + 1
+            assert length <= 30, f"Widget.{method.name} has {length} lines"
+
+
+def test_module_metadata(tree):
+    source = MODULE.read_text(encoding="utf-8")
+    module = _class(tree, "LiverLVT")
+    text = ast.unparse(module)
+    assert 'self.parent.categories = [\'Segmentation\']' in text
+    for field in ("title", "contributors", "helpText", "acknowledgementText"):
+        assert f"self.parent.{field}" in text
+    assert "Kim et al. 2024" in source and "AJCC" in source  # seed papers cited
+    assert "import qt" in source  # the GUI lives here, not in LiverLVTLib
+
+
+def test_self_test_is_not_a_placeholder(tree):
+    test = _class(tree, "LiverLVTTest")
+    source = ast.unparse(test)
+    assert "def runTest" in source and "run_phantom_scenario" in source
+    assert "slicer.mrmlScene" in source
+
+
+def test_logic_imports_no_qt():
+    for name in ("slicer_logic.py", "slicer_app.py", "mrml_convert.py", "scene.py",
+                 "slicer_selftest.py", "dependencies.py"):
+        source = (REPO / "LiverLVTLib" / name).read_text(encoding="utf-8")
+        imported = {a.name.split(".")[0] for n in ast.walk(ast.parse(source))
+                    if isinstance(n, (ast.Import, ast.ImportFrom))
+                    for a in (n.names if isinstance(n, ast.Import) else [ast.alias(n.module or "")])}
+        assert not imported & {"qt", "ctk", "PythonQt"}, f"{name} imports Qt"
+
+
+def test_extension_cmake_lists_everything():
+    text = CMAKE.read_text(encoding="utf-8")
+    for key in ("EXTENSION_HOMEPAGE", "EXTENSION_CATEGORY", "EXTENSION_CONTRIBUTORS",
+                "EXTENSION_DESCRIPTION", "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS",
+                "EXTENSION_DEPENDS", "slicerMacroBuildScriptedModule", "WITH_GENERIC_TESTS",
+                "slicer_add_python_unittest", "Slicer_EXTENSION_GENERATE_CONFIG"):
+        assert key in text, key
+    assert "${MODULE_NAME}.py" in text and "LiverLVTLib/*.py" in text
+    for pattern in ("Resources/UI/*.ui", "Resources/Icons/*.png", "Resources/Terminology/*.json",
+                    "Resources/Models/*"):
+        assert pattern in text, pattern
+    # every resource the module loads is matched by those globs
+    assert UI.is_file() and (REPO / "Resources/Icons/LiverLVT.png").is_file()
+    assert list((REPO / "Resources/Terminology").glob("*.term.json"))
+
+
+def test_icon_is_a_128_png():
+    data = (REPO / "Resources/Icons/LiverLVT.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert (width, height) == (128, 128)
