@@ -28,7 +28,7 @@ from scipy import ndimage
 from . import cyst as cyst_mod
 from . import staging as staging_mod
 from .errors import InputError
-from .io import as_labels, ensure_output_dir, read_ct, read_labels, write_text
+from .io import as_labels, case_name, ensure_output_dir, read_ct, read_labels, write_text
 from .lesions import Grid, expand_slices, crop_image, lesion_components, measure_lesion, to_ras
 from .progress import no_progress
 from .vessel_contact import vessel_contact
@@ -209,6 +209,13 @@ def add_arguments(parser) -> None:
                         help="label map on the CT grid: 0 bg, 1 liver, 2 hepatic vessel, 3 tumor")
     parser.add_argument("--out", default=None,
                         help="output folder (default: outputs/<CT name>-analysis)")
+    add_staging_arguments(parser)
+
+
+def add_staging_arguments(parser) -> None:
+    """Options shared by ``analyze``, ``segment`` and ``demo`` (which analyze their labels)."""
+    from .scene import add_scene_argument
+
     parser.add_argument("--n", default="NX", type=str.upper, choices=staging_mod.N_VALUES,
                         help="regional lymph nodes for the AJCC stage group (default NX: unknown)")
     parser.add_argument("--m", default="MX", type=str.upper, choices=staging_mod.M_VALUES,
@@ -223,26 +230,29 @@ def add_arguments(parser) -> None:
                         "means paper stage 4 / AJCC T4 (default 5). " + staging_mod.PAPER_RULE_HELP)
     parser.add_argument("--no-models", action="store_true", help="skip the surface models")
     parser.add_argument("--no-report", action="store_true", help="skip report.html")
+    add_scene_argument(parser)
 
 
 def _default_out(ct_path: str) -> Path:
-    name = Path(ct_path.rstrip("/")).name
-    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    if name in ("ct", "image", "") or not name:
-        name = Path(ct_path.rstrip("/")).resolve().parent.name + "-" + (name or "ct")
-    return Path("outputs") / f"{name}-analysis"
+    return Path("outputs") / f"{case_name(ct_path)}-analysis"
 
 
 def run(args) -> int:
     ct = read_ct(args.ct)
     labels = read_labels(args.labels, ct)
-    result = analyze_case(ct, labels, args.n, args.m, args.cyst_rule, args.major_vessel_mm)
     out = Path(args.out) if args.out else _default_out(args.ct)
+    return run_on_images(args, ct, labels, out, ct_name=case_name(args.ct))
+
+
+def run_on_images(args, ct: sitk.Image, labels: sitk.Image, out, ct_name: str = "CT") -> int:
+    """Analyze, write the outputs (and the scene bundle with ``--scene``), print a summary."""
+    result = analyze_case(ct, labels, args.n, args.m, args.cyst_rule, args.major_vessel_mm)
     paths = write_analysis(result, ct, labels, out, models=not args.no_models,
                            report=not args.no_report)
+    if getattr(args, "scene", None):
+        from .scene import write_scene_bundle
+
+        paths["scene"] = str(write_scene_bundle(ct, labels, result, args.scene, ct_name=ct_name))
     paper, ajcc = result["staging"]["paper"], result["staging"]["ajcc8"]
     kinds = [les["classification"] for les in result["lesions"]]
     print(f"liver {result['liver']['volume_ml']:.0f} mL, {kinds.count('tumor')} tumor(s), "

@@ -57,6 +57,6 @@ def run(args) -> int:
     print(f"liver Dice of the shipped model against the phantom truth: "
           f"{liver_dice(labels, phantom.labels):.3f}")
     if not args.no_analysis:
-        run_analysis_outputs(args, phantom.ct, labels, out_dir)
+        run_analysis_outputs(args, phantom.ct, labels, out_dir, ct_name="Phantom CT")
     print(f"outputs: {Path(out_dir).resolve()}")
     return 0

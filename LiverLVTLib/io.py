@@ -32,6 +32,17 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
+def case_name(path: PathLike) -> str:
+    """A readable name for a CT path: the file name without its image suffix, prefixed with the
+    folder name when the file has a generic name (``case-7/ct.nii.gz`` -> ``case-7-ct``)."""
+    path = Path(str(path).rstrip("/"))
+    suffix = _suffix(path)
+    name = path.name[: -len(suffix)] if suffix and path.name.lower().endswith(suffix) else path.name
+    if name.lower() in ("ct", "image", "img", "volume", ""):
+        name = f"{path.resolve().parent.name}-{name or 'ct'}"
+    return name
+
+
 # ----------------------------------------------------------------------------- reading
 def read_image(path: PathLike) -> sitk.Image:
     """Read a NIfTI / NRRD / MHA file or a DICOM series folder (largest CT series)."""
@@ -189,6 +200,12 @@ def ensure_output_dir(path: PathLike) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix); move it into place on success.
@@ -202,6 +219,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -128,10 +128,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_analysis_arguments(parser) -> None:
-    try:
-        from .analyze import add_staging_arguments
-    except ImportError:
-        return
+    from .analyze import add_staging_arguments
+
     add_staging_arguments(parser)
 
 
@@ -172,18 +170,15 @@ def run(args) -> int:
     path = io.write_image(labels, Path(out_dir) / "labels.nii.gz")
     print(f"labels: {path}  ({time.perf_counter() - start:.1f} s)")
     if not args.no_analysis:
-        run_analysis_outputs(args, ct, labels, out_dir)
+        run_analysis_outputs(args, ct, labels, out_dir, ct_name=io.case_name(args.ct))
     return 0
 
 
-def run_analysis_outputs(args, ct, labels, out_dir) -> None:
-    """Analysis (+ optional scene) of freshly segmented labels, when the analysis stage exists."""
-    try:
-        from .analyze import run_on_images
-    except ImportError:
-        log.warning("analysis stage not installed; labels only")
-        return
+def run_analysis_outputs(args, ct, labels, out_dir, ct_name: str = "CT") -> None:
+    """Analysis (+ optional scene) of freshly segmented labels."""
+    from .analyze import run_on_images
+
     if not (sitk.GetArrayViewFromImage(labels) > 0).any():
         raise InputError("no liver was found in this CT, so nothing can be measured",
                          "check that the CT covers the upper abdomen (liver) and is a CT in HU")
-    run_on_images(args, ct, labels, out_dir)
+    run_on_images(args, ct, labels, out_dir, ct_name=ct_name)
