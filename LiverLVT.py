@@ -195,9 +195,10 @@ class LiverLVTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                        self.ui.saveReportButton):
             button.enabled = hasOutput and not running
 
-    def _analysisOptions(self):
+    def _analysisOptions(self, staging=True):
         p = self._parameterNode
-        return {"cyst_rule": p.cystRule, "major_vessel_mm": float(p.majorVesselMm)}
+        options = {"cyst_rule": p.cystRule, "major_vessel_mm": float(p.majorVesselMm)}
+        return {**options, "n": p.nCategory, "m": p.mCategory} if staging else options
 
     # --------------------------------------------------------------- Apply / Cancel
     def onApplyButton(self):
@@ -213,7 +214,7 @@ class LiverLVTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             p = self._parameterNode
             self._job = self.logic.start_background(
                 p.inputVolume, model_dir=str(p.modelFolder), device=device, tta=p.tta,
-                python=_pythonSlicer())
+                python=_pythonSlicer(), analysis=self._analysisOptions())
             self._startProgress(note or "Segmenting in the background...")
 
     def _startProgress(self, message):
@@ -237,14 +238,12 @@ class LiverLVTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._updateButtons()
         with slicer.util.tryWithErrorDisplay("LiverLVT failed.", waitCursor=True):
             try:
-                labels = job.labels()
+                labels, measurements = job.labels(), job.measurements()
             finally:
                 job.cleanup()
             p = self._parameterNode
-            result = self.logic.apply_labels(
-                p.inputVolume, labels, n=p.nCategory, m=p.mCategory,
-                per_lesion_segments=p.perLesionSegments,
-                analysis_options=self._analysisOptions())
+            result = self.logic.apply_labels(p.inputVolume, labels, measurements=measurements,
+                                             per_lesion_segments=p.perLesionSegments)
             self._showResult(result)
 
     def _cancelJob(self):
@@ -262,11 +261,19 @@ class LiverLVTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._showResult(self.logic.recompute(
                 p.outputSegmentation, n=p.nCategory, m=p.mCategory,
                 per_lesion_segments=p.perLesionSegments,
-                analysis_options=self._analysisOptions()))
+                analysis_options=self._analysisOptions(staging=False)))
 
     def onStagingInputChanged(self, _index=None):
-        if self._parameterNode and self._parameterNode.outputSegmentation and self._job is None:
-            self.onRecomputeButton()
+        qt.QTimer.singleShot(0, self._restage)  # after the parameter node took the new value
+
+    def _restage(self):
+        p = self._parameterNode
+        if not p or not p.outputSegmentation or self._job is not None:
+            return
+        volume = self.logic.volume_of(p.outputSegmentation)
+        with slicer.util.tryWithErrorDisplay("Staging failed.", waitCursor=True):
+            self._showStaging(self.logic.restage(volume, p.nCategory, p.mCategory,
+                                                 float(p.majorVesselMm)))
 
     def onOutputChanged(self, node):
         if node is None:

@@ -289,6 +289,21 @@ class LiverLVTLogic:
             return self._publish(volume_node, segmentation_node, ct, labels, measurements,
                                  per_lesion_segments)
 
+    def restage(self, volume_node, n: str = "NX", m: str = "MX",
+                major_vessel_mm: Optional[float] = None) -> Dict[str, Any]:
+        """New N/M: the stage from the stored lesions, without measuring again."""
+        from .staging import stage_case
+
+        measurements = self.measurements_of(volume_node)
+        if measurements is None:
+            raise InputError("no LiverLVT result for this volume", "run Apply first")
+        if major_vessel_mm is None:
+            major_vessel_mm = (measurements.get("staging", {}) or {}).get("major_vessel_mm")
+        kwargs = {} if major_vessel_mm is None else {"major_vessel_mm": float(major_vessel_mm)}
+        measurements["staging"] = stage_case(measurements.get("lesions", []), n, m, **kwargs)
+        self._measurements_text(volume_node, measurements)
+        return measurements
+
     def _publish(self, volume_node, segmentation, ct, labels, measurements,
                  per_lesion_segments) -> LVTResult:
         self._set_lesion_segments(segmentation, ct, labels, measurements, per_lesion_segments)
@@ -584,15 +599,17 @@ class LiverLVTLogic:
 
     # ------------------------------------------------------------------ background runs
     def start_background(self, volume_node, model_dir=None, device: str = "auto", tta=None,
-                         python: Optional[str] = None) -> "SegmentationJob":
-        """Write the CT to a temporary file and start the engine in another process."""
+                         python: Optional[str] = None,
+                         analysis: Optional[Dict[str, Any]] = None) -> "SegmentationJob":
+        """Write the CT to a temporary file and start the engine in another process (then the
+        analysis, with options ``n``, ``m``, ``cyst_rule``, ``major_vessel_mm``, when given)."""
         from .io import write_image
 
         work = Path(tempfile.mkdtemp(prefix="liverlvt-"))
         ct_path = write_image(mc.image_from_volume_node(volume_node, sitk.sitkFloat32),
                               work / "ct.nrrd", compress=False)
         job = SegmentationJob(ct_path, work / "out", device=device, model_dir=model_dir,
-                              tta=tta, python=python, work_dir=work)
+                              tta=tta, python=python, work_dir=work, analysis=analysis)
         job.start()
         return job
 
@@ -738,32 +755,57 @@ def python_executable() -> str:
 
 
 class SegmentationJob:
-    """The engine's ``segment`` command in a child process, fed a CT file, reporting progress
-    from its ``LIVERLVT_PROGRESS`` lines. Poll it from a GUI timer; ``cancel()`` kills the whole
-    process group; nothing is read back until it ends successfully."""
+    """The engine in child processes: ``segment`` (progress from its ``LIVERLVT_PROGRESS``
+    lines), then, when ``analysis`` options are given, ``analyze`` on its labels, so that the
+    GUI thread only builds nodes. Poll it from a GUI timer; ``cancel()`` kills the running
+    process group; nothing is read back until every step ended successfully."""
 
     def __init__(self, ct_path, out_dir, device: str = "auto", model_dir=None, tta=None,
-                 python: Optional[str] = None, work_dir=None):
+                 python: Optional[str] = None, work_dir=None,
+                 analysis: Optional[Dict[str, Any]] = None):
         self.ct_path, self.out_dir = Path(ct_path), Path(out_dir)
         self.device, self.model_dir, self.tta = device, model_dir, tta
+        self.analysis = analysis
         self.python = python or python_executable()
         self.work_dir = Path(work_dir) if work_dir else None
         self.process: Optional[subprocess.Popen] = None
         self.stage, self.fraction = "starting", 0.0
         self.cancelled = False
+        self._step = 0
         self._lines: "queue.Queue[str]" = queue.Queue()
         self._log: List[str] = []
 
-    def command(self) -> List[str]:
-        cmd = [self.python, "-m", "LiverLVTLib", "segment", str(self.ct_path), "--out",
-               str(self.out_dir), "--device", self.device, "--no-analysis", "--progress-lines"]
+    @property
+    def labels_path(self) -> Path:
+        return self.out_dir / "labels.nii.gz"
+
+    @property
+    def measurements_path(self) -> Path:
+        return self.out_dir / "analysis" / "measurements.json"
+
+    def commands(self) -> List[List[str]]:
+        segment = [self.python, "-m", "LiverLVTLib", "segment", str(self.ct_path), "--out",
+                   str(self.out_dir), "--device", self.device, "--no-analysis",
+                   "--progress-lines"]
         if self.model_dir:
-            cmd += ["--model", str(self.model_dir)]
+            segment += ["--model", str(self.model_dir)]
         if self.tta is not None:
-            cmd.append("--tta" if self.tta else "--no-tta")
-        return cmd
+            segment.append("--tta" if self.tta else "--no-tta")
+        steps = [segment]
+        if self.analysis is not None:
+            a = self.analysis
+            steps.append([self.python, "-m", "LiverLVTLib", "analyze", str(self.ct_path),
+                          str(self.labels_path), "--out", str(self.measurements_path.parent),
+                          "--n", str(a.get("n", "NX")), "--m", str(a.get("m", "MX")),
+                          "--cyst-rule", str(a.get("cyst_rule", "acr")),
+                          "--major-vessel-mm", str(a.get("major_vessel_mm", 5.0)),
+                          "--no-models", "--no-report"])
+        return steps
 
     def start(self) -> None:
+        self._start_step(0)
+
+    def _start_step(self, step: int) -> None:
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
@@ -773,17 +815,19 @@ class SegmentationJob:
             kwargs["start_new_session"] = True
         else:  # pragma: no cover - Windows
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
-        self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE,
+        self._step = step
+        if step > 0:
+            self.stage, self.fraction = "analysis", 0.0
+        self.process = subprocess.Popen(self.commands()[step], stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, env=env, **kwargs)
-        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
 
-    def _read(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        for line in self.process.stdout:
+    def _read(self, process) -> None:
+        for line in process.stdout:
             self._lines.put(line.rstrip("\n"))
 
     def poll(self) -> bool:
-        """Drain new output; True while the process runs."""
+        """Drain new output, start the next step when one ends well; True while running."""
         while True:
             try:
                 line = self._lines.get_nowait()
@@ -794,7 +838,15 @@ class SegmentationJob:
                 self.stage, self.fraction = parsed
             else:
                 self._log.append(line)
-        return self.process is not None and self.process.poll() is None
+        if self.process is None:
+            return False
+        code = self.process.poll()
+        if code is None:
+            return True
+        if code == 0 and not self.cancelled and self._step + 1 < len(self.commands()):
+            self._start_step(self._step + 1)
+            return True
+        return False
 
     @property
     def log(self) -> str:
@@ -825,10 +877,12 @@ class SegmentationJob:
             pass
 
     def wait(self, timeout: Optional[float] = None) -> int:
+        """Run every remaining step to its end (blocking); the last exit code."""
         assert self.process is not None
-        code = self.process.wait(timeout)
-        self.poll()
-        return code
+        while True:
+            code = self.process.wait(timeout)
+            if not self.poll():
+                return code
 
     def labels(self) -> sitk.Image:
         """The finished run's label map; a clear error with the engine's last lines otherwise."""
@@ -837,13 +891,28 @@ class SegmentationJob:
         if self.cancelled:
             raise Cancelled()
         code = self.wait()
-        path = self.out_dir / "labels.nii.gz"
-        if code != 0 or not path.is_file():
-            message = self.log.strip().splitlines()
-            raise LiverLVTError(f"the segmentation process failed (exit code {code}): "
-                                + (message[-1] if message else "no output"),
-                                "see the log: " + " | ".join(message[-5:]))
-        return read_labels(path)
+        if code != 0 or not self.labels_path.is_file():
+            raise self._failure(code)
+        return read_labels(self.labels_path)
+
+    def _failure(self, code: int) -> LiverLVTError:
+        """The engine's own one-line error when it printed one, else its last lines."""
+        lines = [line for line in self.log.strip().splitlines() if line.strip()]
+        errors = [line.split("error:", 1)[1].strip() for line in lines if "error:" in line]
+        step = "analysis" if self._step > 0 else "segmentation"
+        if errors:
+            return LiverLVTError(f"the {step} process failed: {errors[-1]}")
+        return LiverLVTError(f"the {step} process failed (exit code {code})",
+                             "see its last output: " + " | ".join(lines[-5:] or ["none"]))
+
+    def measurements(self) -> Optional[dict]:
+        """measurements.json of the analysis step (None when no analysis was asked)."""
+        if self.analysis is None:
+            return None
+        self.labels()  # raises on failure or cancel
+        if not self.measurements_path.is_file():
+            raise self._failure(self.process.returncode if self.process else -1)
+        return json.loads(self.measurements_path.read_text(encoding="utf-8"))
 
     def cleanup(self) -> None:
         if self.work_dir is not None:

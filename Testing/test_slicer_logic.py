@@ -136,6 +136,11 @@ def test_staging_follows_n_and_m(app, phantom):
     recomputed = logic.recompute(result.segmentation_node, n="N1", m="M0")
     want = _analyzer()(phantom.ct, phantom.labels, n="N1", m="M0")
     checks.check_staging(recomputed, want)
+    pytest.importorskip("LiverLVTLib.staging")
+    restaged = logic.restage(result.volume_node, n="N0", m="M1")  # the N/M chooser's path
+    want = _analyzer()(phantom.ct, phantom.labels, n="N0", m="M1")
+    assert staging_summary(restaged) == staging_summary(want)
+    assert staging_summary(logic.measurements_of(result.volume_node)) == staging_summary(want)
 
 
 def test_cancel_mid_run_leaves_node_count_unchanged(app, phantom):
