@@ -80,22 +80,25 @@ class LiverLVTParameterNode:
 
 
 # ----------------------------------------------------------------------------- logic
-def _lvtLogicClass():
-    from LiverLVTLib.slicer_logic import LiverLVTLogic as EngineLogic
-
-    return EngineLogic
-
-
-class LiverLVTLogic(ScriptedLoadableModuleLogic, _lvtLogicClass()):
-    """Slicer's module logic (parameter node, ``slicer.util.getModuleLogic``) around the
-    engine-side Logic in ``LiverLVTLib.slicer_logic``, bound to the application's scene."""
+class LiverLVTLogic(ScriptedLoadableModuleLogic):
+    """Slicer's module logic (parameter node, ``slicer.util.getModuleLogic``); every LiverLVT
+    operation is delegated to the engine-side Logic in ``LiverLVTLib.slicer_logic``, bound to
+    the application's scene (composition: Slicer's base class calls ``super().__init__()``)."""
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
-        _lvtLogicClass().__init__(self, slicer.mrmlScene, slicer.modules.segmentations.logic())
+        from LiverLVTLib.slicer_logic import LiverLVTLogic as EngineLogic
+
+        self.engine = EngineLogic(slicer.mrmlScene, slicer.modules.segmentations.logic())
 
     def getParameterNode(self):
         return LiverLVTParameterNode(super().getParameterNode())
+
+    def __getattr__(self, name):
+        engine = self.__dict__.get("engine")
+        if engine is None:
+            raise AttributeError(name)
+        return getattr(engine, name)
 
 
 # ----------------------------------------------------------------------------- widget

@@ -19,7 +19,6 @@ in place instead of piling up copies.
 from __future__ import annotations
 
 import json
-import math
 import os
 import queue
 import shutil
@@ -30,7 +29,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import SimpleITK as sitk
@@ -358,8 +357,6 @@ class LiverLVTLogic:
                                     f"{volume_node.GetName()} LVT")
             node.CreateDefaultDisplayNodes()
         node.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)  # DICOM SEG export
-        if hasattr(node, "SetNodeReferenceID"):
-            node.SetNodeReferenceID("LiverLVT.sourceVolume", volume_node.GetID())
         display = node.GetDisplayNode()
         if display is not None:
             display.SetPreferredDisplayRepresentationName3D("Closed surface")
@@ -483,9 +480,7 @@ class LiverLVTLogic:
                     column.InsertNextValue(_as_float(value))
             vtk_table.AddColumn(column)
         table.SetAndObserveTable(vtk_table)
-        table.SetUseColumnTitleAsColumnHeader(True) if hasattr(
-            table, "SetUseColumnTitleAsColumnHeader") else None
-        table.SetLocked(True)
+        table.SetLocked(True)  # values come from the analysis; edits go through Recompute
         return table
 
     # ------------------------------------------------------------------ diameter lines
@@ -516,8 +511,8 @@ class LiverLVTLogic:
         line.SetLocked(True)
         display = line.GetDisplayNode()
         if display is not None:
-            display.SetSelectedColor(1.0, 0.9, 0.2) if axis.startswith("longest") else \
-                display.SetSelectedColor(0.3, 0.9, 1.0)
+            color = (1.0, 0.9, 0.2) if axis.startswith("longest") else (0.3, 0.9, 1.0)
+            display.SetSelectedColor(*color)
         return line
 
     def _remove_lines(self, volume_node) -> None:
