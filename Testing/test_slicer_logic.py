@@ -23,13 +23,9 @@ from LiverLVTLib.slicer_logic import (SEGMENTS, LiverLVTLogic, check_device,  # 
 
 
 def _analyzer():
-    """The real analysis when this checkout has it, else the schema-compatible stand-in."""
-    try:
-        from LiverLVTLib.analyze import analyze_case
-        return analyze_case
-    except ImportError:
-        from slicer_fakes import fake_analyze_case
-        return fake_analyze_case
+    """The real analysis stage (no stand-in)."""
+    from LiverLVTLib.analyze import analyze_case
+    return analyze_case
 
 
 @pytest.fixture(scope="module")

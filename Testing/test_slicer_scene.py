@@ -21,12 +21,9 @@ DATA_CLASSES = ("vtkMRMLScalarVolumeNode", "vtkMRMLSegmentationNode", "vtkMRMLMo
 
 
 def _analyzer():
-    try:
-        from LiverLVTLib.analyze import analyze_case
-        return analyze_case
-    except ImportError:
-        from slicer_fakes import fake_analyze_case
-        return fake_analyze_case
+    """The real analysis stage (no stand-in)."""
+    from LiverLVTLib.analyze import analyze_case
+    return analyze_case
 
 
 @pytest.fixture(scope="module")
