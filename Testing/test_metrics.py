@@ -131,3 +131,24 @@ def test_summary_and_relative_difference():
     assert s["n"] == 3 and s["mean"] == pytest.approx(0.9) and s["sd"] == pytest.approx(0.1)
     assert M.summarize([None])["mean"] is None
     assert M.relative_difference_percent(1000.0, 1100.0) == pytest.approx(100 * 100 / 1050)
+
+
+def test_surface_metrics_agree_with_monai_top_level_functions():
+    """hd95/nsd share one surface-distance computation; they must equal MONAI's own
+    compute_hausdorff_distance / compute_surface_dice on irregular shapes."""
+    import torch
+    from monai.metrics import compute_hausdorff_distance, compute_surface_dice
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    sp = (2.5, 0.8, 0.8)
+    a = ndimage.gaussian_filter(rng.random((14, 30, 30)), 2) > 0.5
+    b = ndimage.gaussian_filter(rng.random((14, 30, 30)), 2) > 0.5
+    ta, tb = (torch.from_numpy(m.astype(np.float32))[None, None] for m in (a, b))
+    ref_hd = float(compute_hausdorff_distance(ta, tb, include_background=True, percentile=95,
+                                              spacing=list(sp)))
+    ref_nsd = float(compute_surface_dice(ta, tb, [3.0], include_background=True, spacing=list(sp)))
+    assert M.hd95(a, b, sp) == pytest.approx(ref_hd, rel=1e-5)
+    assert M.nsd(a, b, sp, 3.0) == pytest.approx(ref_nsd, rel=1e-5)
+    record = M.score_class(a, b, sp, 3.0)
+    assert record["hd95_mm"] == pytest.approx(ref_hd, rel=1e-5)
