@@ -203,3 +203,48 @@ def test_training_is_reproducible_and_resumes(phantom_case, tmp_path):
     for key in straight["state_dict"]:
         torch.testing.assert_close(resumed["state_dict"][key], straight["state_dict"][key],
                                    rtol=1e-4, atol=1e-6)
+
+
+def test_train_command_writes_a_usable_model_folder(tmp_path, capsys):
+    """``liverlvt train`` end to end on a one-case manifest (2 tiny stages, 3 steps each): cache,
+    checkpoints, model card with training records, and a folder ``segment`` can use."""
+    import json
+
+    from LiverLVTLib import io
+    from LiverLVTLib.cli import main
+    from LiverLVTLib.model import load_card
+    from LiverLVTLib.phantom import make_small_phantom
+    from LiverLVTLib.segment import segment_ct
+
+    ph = make_small_phantom(seed=2)
+    data = tmp_path / "data"
+    (data / "cases" / "ph").mkdir(parents=True)
+    io.write_image(ph.ct, data / "cases" / "ph" / "ct.nii.gz")
+    io.write_image(ph.labels, data / "cases" / "ph" / "labels.nii.gz")
+    (data / "manifest.json").write_text(json.dumps({"cases": [
+        {"id": "ph", "ct": "cases/ph/ct.nii.gz", "labels": "cases/ph/labels.nii.gz",
+         "annotated": ["liver", "tumor"], "phase": "portal-venous", "license": "synthetic"}]}))
+    small = dict(STAGE, patch_size=[16, 16, 16], iterations=3, batch_size=1)
+    config = {"name": "tiny-trained", "seed": 1, "synth": False, "stages": [
+        dict(small, name="coarse", spacing_mm=[6.0, 6.0, 6.0]),
+        dict(small, name="fine", spacing_mm=[4.0, 4.0, 4.0], train_roi_margin_mm=8,
+             roi={"from": "coarse", "channel": "liver", "margin_mm": 8})],
+        "inference": {"overlap": 0.25, "threshold": 0.5}, "postprocess": {"min_tumor_ml": 0.0}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "model"
+    assert main(["train", "--manifest", str(data / "manifest.json"), "--out", str(out),
+                 "--config", str(tmp_path / "config.json"), "--cache", str(tmp_path / "cache"),
+                 "--device", "cpu", "--quiet"]) == 0
+    assert "stage 'fine': 1 real + 0 synthetic cases" in capsys.readouterr().out
+    with np.load(tmp_path / "cache" / "fine" / "ph.npz") as cached:
+        assert cached["annotated"].tolist() == [1, 0, 1]  # vessels masked for this case
+        assert cached["labels"].shape == cached["image"].shape
+    card = load_card(out)
+    assert [s.name for s in card.stages] == ["coarse", "fine"]
+    for stage in card.stages:
+        stage.load_network("cpu")
+    records = card.card["training"]["stages"]
+    assert records["coarse"]["cases"] == ["ph"] and records["fine"]["iterations"] == 3
+    assert (out / "checkpoints" / "fine.ckpt").is_file()
+    labels = segment_ct(ph.ct, out, device="cpu", tta=False)
+    assert io.same_grid(labels, ph.ct)
