@@ -211,7 +211,7 @@ class LiverLVTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         with slicer.util.tryWithErrorDisplay("LiverLVT could not start.", waitCursor=True):
             self._ensureDependencies()
-            from LiverLVTLib.slicer_logic import check_device
+            from LiverLVTLib.background_job import check_device
 
             device, note = check_device(self._parameterNode.device)
             p = self._parameterNode

@@ -18,7 +18,8 @@ from LiverLVTLib import slicer_selftest as checks  # noqa: E402
 from LiverLVTLib.errors import Cancelled  # noqa: E402
 from LiverLVTLib.progress import CancelToken  # noqa: E402
 from LiverLVTLib.slicer_app import create_headless_slicer  # noqa: E402
-from LiverLVTLib.slicer_logic import (SEGMENTS, LiverLVTLogic, check_device,  # noqa: E402
+from LiverLVTLib.background_job import check_device  # noqa: E402
+from LiverLVTLib.slicer_logic import (SEGMENTS, LiverLVTLogic,  # noqa: E402
                                       staging_summary)
 
 

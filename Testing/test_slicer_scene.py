@@ -14,7 +14,8 @@ slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-c
 from LiverLVTLib import mrml_convert as mc  # noqa: E402
 from LiverLVTLib.scene import add_scene_argument, build_scene, write_scene_bundle  # noqa: E402
 from LiverLVTLib.slicer_app import create_headless_slicer, load_scene_bundle  # noqa: E402
-from LiverLVTLib.slicer_logic import LiverLVTLogic, SegmentationJob  # noqa: E402
+from LiverLVTLib.background_job import SegmentationJob  # noqa: E402
+from LiverLVTLib.slicer_logic import LiverLVTLogic  # noqa: E402
 
 DATA_CLASSES = ("vtkMRMLScalarVolumeNode", "vtkMRMLSegmentationNode", "vtkMRMLModelNode",
                 "vtkMRMLTableNode", "vtkMRMLMarkupsLineNode", "vtkMRMLTextNode")

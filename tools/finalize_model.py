@@ -1,0 +1,84 @@
+"""Ship a trained model folder: copy its weights into Resources/Models/<name>/, add the held-out
+evaluation (``liverlvt evaluate``'s metrics.json) to model.json, refresh the sha256 of every
+weights file and write MODEL_CARD.md (with evaluate's Markdown table).
+
+    .venv/bin/python tools/finalize_model.py --run runs/lvt-unet --eval runs/eval/metrics.json \
+        --out Resources/Models/lvt-unet [--extra runs/eval-notta/metrics.json:"no TTA"]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from LiverLVTLib.io import write_text  # noqa: E402
+from LiverLVTLib.model import write_card  # noqa: E402
+
+
+def stage_lines(card: dict) -> list:
+    lines = []
+    for stage in card["stages"]:
+        net = stage["network"]
+        record = card["training"]["stages"].get(stage["name"], {})
+        lines.append(
+            f"- **{stage['name']}**: MONAI `{net['class']}` channels {net['args'].get('channels')}, "
+            f"{net['args'].get('num_res_units', 0)} residual units, {net['args'].get('norm', '')} norm; "
+            f"input {stage['spacing_mm']} mm (canonical LPS), window {stage['window_hu']} HU -> [0, 1], "
+            f"patch {stage['patch_size']}"
+            + (f"; runs in the box of the '{stage['roi']['from']}' liver + {stage['roi']['margin_mm']} mm"
+               if stage.get("roi") else "; runs on the whole CT")
+            + f". Trained {record.get('iterations', '?')} iterations in {record.get('seconds', 0) / 60:.0f} min"
+            + ("" if record.get("complete", True) else " (stopped by its time budget)") + ".")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--eval", type=Path, required=True, help="held-out metrics.json")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--notes", type=Path, help="Markdown notes appended to the card")
+    args = parser.parse_args()
+    card = json.loads((args.run / "model.json").read_text())
+    metrics = json.loads(args.eval.read_text())
+    table = (args.eval.parent / "metrics.md").read_text() if (args.eval.parent / "metrics.md").exists() else ""
+    args.out.mkdir(parents=True, exist_ok=True)
+    for stage in card["stages"]:
+        shutil.copy2(args.run / stage["weights"], args.out / stage["weights"])
+    trained = sorted({i for r in card["training"]["stages"].values() for i in r.get("cases", [])})
+    held_out = sorted(metrics["cases"])
+    assert not set(trained) & set(held_out), "a held-out case was trained on"
+    card["metrics"] = {"held_out_cases": held_out, "cases": metrics["cases"], "mean": metrics.get("mean"),
+                       "sd": metrics.get("sd"), "by_phase": metrics.get("by_phase"),
+                       "phase_pairs": metrics.get("phase_pairs"),
+                       "evaluated_with": "liverlvt evaluate, the card's default inference settings"}
+    write_card(args.out, card)
+    notes = args.notes.read_text() if args.notes else ""
+    text = "\n".join([
+        f"# Model card: {card['name']}", "",
+        "Liver (whole organ), hepatic vessel and liver tumor segmentation of abdominal CT: a two-stage "
+        "cascade of MONAI 3D U-Nets with three sigmoid outputs (LVT multi-label design).", "",
+        "## License and intended use", "", card["license"], "",
+        "Research use only; not a medical device. Every result needs a radiologist's review.", "",
+        "## Architecture and input", "", *stage_lines(card), "",
+        f"Inference: {json.dumps(card.get('inference'))}; post-processing: {json.dumps(card.get('postprocess'))}.", "",
+        "## Training", "",
+        f"- Real cases (labels used only for the classes each case annotates; masked BCE + Dice): {', '.join(trained)}.",
+        f"- Synthetic cases from the 16 label-only 3D-IRCADb maps: {card['training'].get('synthetic_from_label_only')}.",
+        f"- Hardware: {card['training'].get('hardware')}; seed {card['training'].get('seed')}.",
+        f"- Command: `liverlvt train --manifest ../shared/data/manifest.json --config configs/lvt-unet-cpu.json "
+        f"--exclude {' '.join(card['training'].get('excluded', []))}`.", "",
+        "## Held-out accuracy", "",
+        f"Cases never seen in training: {', '.join(held_out)} (scored by `liverlvt evaluate`, "
+        "only the classes each case annotates).", "", table, "", notes, ""])
+    write_text(text, args.out / "MODEL_CARD.md")
+    print(f"shipped {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
