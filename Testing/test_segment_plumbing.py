@@ -121,3 +121,45 @@ def test_module_entry_point_help():
     result = subprocess.run([sys.executable, "-m", "LiverLVTLib", "segment", "--help"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "--device" in result.stdout and "--tta" in result.stdout
+
+
+def test_gpu_out_of_memory_falls_back_to_smaller_batches_then_cpu(monkeypatch, caplog):
+    """No GPU here: the fallback chain is checked with a network whose CUDA runs 'run out of
+    memory' (the real torch error type), so the CPU retry is the one that answers."""
+    import torch
+
+    from LiverLVTLib import inference
+    from LiverLVTLib.model import Stage
+
+    attempts = []
+
+    def fake_run(network, volume, patch, overlap, batch, device, *rest):
+        attempts.append((device.type, batch))
+        if device.type == "cuda":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return np.zeros((3,) + volume.shape, np.float32)
+
+    class Net:
+        def to(self, device):
+            return self
+
+    monkeypatch.setattr(inference, "_run", fake_run)
+    stage = Stage("fine", None, "", {}, [1.0] * 3, [-200, 300], [32] * 3)
+    grid = sitk.Image([40, 40, 40], sitk.sitkFloat32)
+    with caplog.at_level("WARNING", logger="liverlvt"):
+        probs = inference.predict(stage, Net(), grid, torch.device("cuda"), sw_batch_size=4)
+    assert attempts == [("cuda", 4), ("cuda", 1), ("cpu", 4)]
+    assert probs.shape == (3, 40, 40, 40)
+    assert "out of memory" in caplog.text and "CPU" in caplog.text
+
+
+def test_cuda_without_gpu_is_a_clear_error(monkeypatch):
+    import torch
+
+    from LiverLVTLib.errors import InputError
+    from LiverLVTLib.inference import select_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InputError, match="no CUDA GPU"):
+        select_device("cuda")
+    assert select_device("auto").type == "cpu"
