@@ -42,8 +42,11 @@ def main() -> int:
     parser.add_argument("--eval", type=Path, required=True, help="held-out metrics.json")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--notes", type=Path, help="Markdown notes appended to the card")
+    parser.add_argument("--tta-default", action="store_true",
+                        help="make flip test-time augmentation the default (when it measured better)")
     args = parser.parse_args()
     card = json.loads((args.run / "model.json").read_text())
+    card.setdefault("inference", {})["tta_default"] = bool(args.tta_default)
     metrics = json.loads(args.eval.read_text())
     table = (args.eval.parent / "metrics.md").read_text() if (args.eval.parent / "metrics.md").exists() else ""
     args.out.mkdir(parents=True, exist_ok=True)
