@@ -7,6 +7,9 @@ proxy used to compare the synthesis lever; the real scores come from ``liverlvt 
 Weights are saved as float16 (they load into the float32 networks) to fit the transfer limits.
 
     python tools/gpu_folds.py --out $OUT --minutes 8.5 --coarse-iters 800 --fine-iters 2000
+
+Status: written for the next task that is lent a GPU; it has NOT been run on one yet (this task
+had no GPU), so treat it as a plan in code, to be checked on its first GPU run.
 """
 from __future__ import annotations
 
