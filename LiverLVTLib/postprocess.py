@@ -2,7 +2,7 @@
 
 Order, as in the LVT seeds: exclusive labels by the hierarchy tumor > vessel > liver; keep the
 largest connected organ (the liver is one organ: islands elsewhere are false positives such as
-spleen or heart); hepatic vessels and liver tumors only inside the slightly dilated liver;
+spleen or heart; thin bridges into neighbours are cut first); hepatic vessels and liver tumors only inside the slightly dilated liver;
 tumor islands smaller than a minimum volume and thin tumor spurs (binary opening) go back to
 parenchyma.
 """
@@ -48,14 +48,28 @@ def ball(radius_mm: float, spacing_zyx: Sequence[float]) -> np.ndarray:
     return dist2 <= radius_mm ** 2
 
 
+def main_organ(organ: np.ndarray, spacing_zyx: Sequence[float], bridge_mm: float = 0.0) -> np.ndarray:
+    """The liver as one organ: its largest connected component, after cutting bridges thinner
+    than ``2 * bridge_mm`` (a leak into bowel, stomach or heart often hangs on such a bridge).
+    The cut is undone inside the kept part: organ voxels within ``bridge_mm`` of it come back,
+    so the liver surface keeps its detail."""
+    if bridge_mm <= 0 or not organ.any():
+        return largest_component(organ)
+    element = ball(bridge_mm, spacing_zyx)
+    core = largest_component(ndimage.binary_opening(organ, structure=element))
+    if not core.any():  # everything thinner than the bridge: fall back to the plain rule
+        return largest_component(organ)
+    return largest_component(organ & within_mm(core, spacing_zyx, bridge_mm))
+
+
 def clean_labels(labels: np.ndarray, spacing_zyx: Sequence[float], min_tumor_ml: float = 0.1,
                  liver_margin_mm: float = 5.0, tumor_opening_radius_mm: float = 0.0,
-                 keep_largest: bool = True) -> np.ndarray:
+                 keep_largest: bool = True, liver_bridge_mm: float = 0.0) -> np.ndarray:
     """Apply the post-processing chain; returns a new uint8 label array."""
     out = labels.copy()
     organ = out > BACKGROUND
     if keep_largest:
-        organ = largest_component(organ)
+        organ = main_organ(organ, spacing_zyx, liver_bridge_mm)
     zone = within_mm(organ, spacing_zyx, liver_margin_mm)
     out[(out == LIVER) & ~organ] = BACKGROUND
     out[((out == VESSEL) | (out == TUMOR)) & ~zone] = BACKGROUND

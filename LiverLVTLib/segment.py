@@ -101,7 +101,8 @@ def segment_ct(ct, model_dir=None, device: str = "auto", tta: Optional[bool] = N
                               min_tumor_ml=float(pp.get("min_tumor_ml", 0.1)),
                               liver_margin_mm=float(pp.get("liver_margin_mm", 5.0)),
                               tumor_opening_radius_mm=float(pp.get("tumor_opening_radius_mm", 0.0)),
-                              keep_largest=bool(pp.get("keep_largest", True)))
+                              keep_largest=bool(pp.get("keep_largest", True)),
+                              liver_bridge_mm=float(pp.get("liver_bridge_mm", 0.0)))
     image = sitk.GetImageFromArray(labels)
     image.CopyInformation(grid)
     out = labels_to_grid(image, ct)

@@ -1,0 +1,59 @@
+"""Post-processing on small arrays with known answers."""
+from __future__ import annotations
+
+import numpy as np
+
+from LiverLVTLib.labels import LIVER, TUMOR, VESSEL
+from LiverLVTLib.postprocess import clean_labels, exclusive_labels, main_organ
+
+SPACING = (2.0, 1.0, 1.0)  # anisotropic z, y, x (mm)
+
+
+def sphere(shape, center, radius_mm, spacing=SPACING):
+    grids = np.ogrid[tuple(slice(0, n) for n in shape)]
+    return sum(((g - c) * s) ** 2 for g, c, s in zip(grids, center, spacing)) <= radius_mm ** 2
+
+
+def test_exclusive_labels_follow_tumor_vessel_liver_hierarchy():
+    probs = np.zeros((3, 1, 1, 4), np.float32)
+    probs[0] = 0.9                       # liver everywhere
+    probs[1, 0, 0, 1:3] = 0.8            # vessel in voxels 1, 2
+    probs[2, 0, 0, 2:4] = 0.7            # tumor in voxels 2, 3
+    assert exclusive_labels(probs).ravel().tolist() == [LIVER, VESSEL, TUMOR, TUMOR]
+
+
+def test_islands_outside_the_liver_are_removed():
+    shape = (20, 40, 40)
+    labels = np.zeros(shape, np.uint8)
+    labels[sphere(shape, (10, 15, 15), 10)] = LIVER
+    labels[sphere(shape, (10, 15, 15), 3)] = TUMOR               # tumor inside the liver
+    labels[sphere(shape, (10, 35, 35), 3)] = LIVER               # spleen-like island
+    labels[sphere(shape, (3, 35, 5), 2)] = VESSEL                # vessel far from the liver
+    out = clean_labels(labels, SPACING, min_tumor_ml=0.0, liver_margin_mm=3)
+    assert (out[sphere(shape, (10, 35, 35), 3)] == 0).all()
+    assert (out[sphere(shape, (3, 35, 5), 2)] == 0).all()
+    assert (out[sphere(shape, (10, 15, 15), 3)] == TUMOR).all()
+
+
+def test_small_tumor_islands_and_spurs_go_back_to_parenchyma():
+    shape = (20, 40, 40)
+    labels = np.zeros(shape, np.uint8)
+    labels[sphere(shape, (10, 20, 20), 15)] = LIVER
+    big = sphere(shape, (10, 14, 20), 5)
+    labels[big] = TUMOR
+    labels[10, 28, 20] = TUMOR                                   # one-voxel "tumor" (1 uL)
+    out = clean_labels(labels, SPACING, min_tumor_ml=0.05, liver_margin_mm=3)
+    assert out[10, 28, 20] == LIVER
+    assert (out[big] == TUMOR).mean() > 0.95
+
+
+def test_thin_bridge_to_a_neighbour_is_cut():
+    shape = (24, 40, 80)
+    organ = sphere(shape, (12, 20, 20), 14) | sphere(shape, (12, 20, 60), 12)
+    organ[11:13, 19:21, 20:60] = True                            # 2 mm thick bridge
+    kept = main_organ(organ, SPACING, bridge_mm=3.0)
+    assert kept[12, 20, 20] and not kept[12, 20, 60]
+    # without the bridge rule the two blobs are one component
+    assert main_organ(organ, SPACING, bridge_mm=0.0)[12, 20, 60]
+    # the kept liver keeps its own surface voxels
+    assert kept.sum() >= sphere(shape, (12, 20, 20), 14).sum()
