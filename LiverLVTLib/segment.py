@@ -151,7 +151,8 @@ def cli_progress(progress_lines: bool) -> tuple:
         if bar["stage"] != stage:
             if bar["bar"] is not None:
                 bar["bar"].close()
-            bar["stage"], bar["bar"] = stage, tqdm(total=100, desc=stage, unit="%", leave=False)
+            bar["stage"], bar["bar"] = stage, tqdm(total=100, desc=stage, unit="%", leave=False,
+                                               disable=None)  # no bar when not a terminal
         bar["bar"].n = int(round(100 * fraction))
         bar["bar"].refresh()
 
