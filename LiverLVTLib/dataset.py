@@ -138,24 +138,10 @@ def prepare_label_only(folder: Path, spacing_mm, roi_margin_mm: Optional[float] 
             "annotated": np.ones(3, np.uint8)}
 
 
-def read_ct_lenient(path):
-    """:func:`io.read_ct`, falling back to a plain read for real CTs whose padding (-3024 HU
-    outside the scan circle, e.g. LiTS) trips its HU plausibility check."""
-    import SimpleITK as sitk
-
-    from .errors import InputError
-    from .io import read_ct
-
-    try:
-        return read_ct(path)
-    except InputError:
-        return sitk.Cast(sitk.ReadImage(str(path)), sitk.sitkFloat32)
-
-
 def build_cache(manifest: dict, cache: Path, stages: Iterable[dict], synth: bool = True,
                 log=print) -> Path:
     """Write ``cache/<stage>/<id>.npz`` for every labelled case (and label-only map)."""
-    from .io import read_labels
+    from .io import read_ct, read_labels
 
     root = Path(manifest["_root"])
     cache = Path(cache)
@@ -168,7 +154,7 @@ def build_cache(manifest: dict, cache: Path, stages: Iterable[dict], synth: bool
             target = folder / f"{entry['id']}.npz"
             if target.is_file():
                 continue
-            ct = read_ct_lenient(root / entry["ct"])
+            ct = read_ct(root / entry["ct"])
             labels = read_labels(root / entry["labels"], ct)
             arrays = prepare_arrays(ct, labels, spacing, margin)
             arrays["annotated"] = annotated_vector(entry)

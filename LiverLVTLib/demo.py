@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,21 +23,18 @@ def liver_dice(labels: sitk.Image, truth: sitk.Image) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .segment import _add_analysis_arguments, add_model_arguments, add_run_arguments
+
     parser.add_argument("--out", default="liverlvt-demo", help="output folder (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="phantom random seed")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
-    parser.add_argument("--tta", action="store_true", default=None, help="flip test-time augmentation")
-    parser.add_argument("--progress-lines", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--no-analysis", action="store_true", help="labels only")
-    from .segment import _add_analysis_arguments
-
+    add_model_arguments(parser)
+    add_run_arguments(parser)
     _add_analysis_arguments(parser)
 
 
 def run(args) -> int:
     from .phantom import make_phantom
-    from .segment import cli_progress, run_analysis_outputs, segment_ct
+    from .segment import run_analysis_outputs, segment_to_folder
 
     logging.basicConfig(level=logging.INFO, format="liverlvt: %(message)s")
     out_dir = io.ensure_output_dir(args.out)
@@ -46,14 +42,7 @@ def run(args) -> int:
     ct_path = io.write_image(phantom.ct, Path(out_dir) / "ct.nii.gz")
     io.write_image(phantom.labels, Path(out_dir) / "truth_labels.nii.gz")
     print(f"phantom CT: {ct_path}  (truth: {Path(out_dir) / 'truth_labels.nii.gz'})")
-    report, close = cli_progress(args.progress_lines)
-    start = time.perf_counter()
-    try:
-        labels = segment_ct(phantom.ct, args.model, args.device, args.tta, progress=report)
-    finally:
-        close()
-    path = io.write_image(labels, Path(out_dir) / "labels.nii.gz")
-    print(f"labels: {path}  ({time.perf_counter() - start:.1f} s)")
+    labels = segment_to_folder(args, phantom.ct, out_dir)
     print(f"liver Dice of the shipped model against the phantom truth: "
           f"{liver_dice(labels, phantom.labels):.3f}")
     if not args.no_analysis:

@@ -49,12 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "liverlvt-eval; single-pair mode prints only unless given)")
     parser.add_argument("--cases", nargs="+", default=None, metavar="ID",
                         help="evaluate only these case ids (manifest mode)")
-    parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    tta = parser.add_mutually_exclusive_group()
-    tta.add_argument("--tta", dest="tta", action="store_true", default=None,
-                     help="flip test-time augmentation")
-    tta.add_argument("--no-tta", dest="tta", action="store_false")
+    from .segment import add_model_arguments
+
+    add_model_arguments(parser)
     parser.add_argument("--pred-dir", default=None,
                         help="reuse predictions PRED_DIR/<id>/labels.nii.gz instead of segmenting")
     parser.add_argument("--classes", nargs="+", default=list(CLASSES), choices=list(CLASSES),

@@ -114,18 +114,28 @@ def segment_ct(ct, model_dir=None, device: str = "auto", tta: Optional[bool] = N
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ct", help="CT: NIfTI, NRRD, MHA file or DICOM series folder")
     parser.add_argument("--out", default="liverlvt-out", help="output folder (default %(default)s)")
+    add_model_arguments(parser)
+    add_run_arguments(parser)
+    _add_analysis_arguments(parser)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --device, --tta/--no-tta: shared by segment, demo and evaluate."""
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
     tta = parser.add_mutually_exclusive_group()
     tta.add_argument("--tta", dest="tta", action="store_true", default=None,
-                     help="flip test-time augmentation (slower, usually more accurate)")
+                     help="flip test-time augmentation (slower; default: the model card's choice)")
     tta.add_argument("--no-tta", dest="tta", action="store_false")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """--no-analysis and --progress-lines: shared by segment and demo."""
     parser.add_argument("--no-analysis", action="store_true",
                         help="write the labels only, skip measurements/staging/report")
     parser.add_argument("--progress-lines", action="store_true",
                         help="print machine-readable 'LIVERLVT_PROGRESS stage fraction' lines "
                         "(used by the Slicer module) instead of a progress bar")
-    _add_analysis_arguments(parser)
 
 
 def _add_analysis_arguments(parser) -> None:
@@ -159,10 +169,8 @@ def cli_progress(progress_lines: bool) -> tuple:
     return report, lambda: bar["bar"] is not None and bar["bar"].close()
 
 
-def run(args) -> int:
-    logging.basicConfig(level=logging.INFO, format="liverlvt: %(message)s")
-    out_dir = io.ensure_output_dir(args.out)
-    ct = io.read_ct(args.ct)
+def segment_to_folder(args, ct: sitk.Image, out_dir) -> sitk.Image:
+    """Segment with the CLI's progress display, write ``out_dir/labels.nii.gz``, say where."""
     report, close = cli_progress(args.progress_lines)
     start = time.perf_counter()
     try:
@@ -171,6 +179,14 @@ def run(args) -> int:
         close()
     path = io.write_image(labels, Path(out_dir) / "labels.nii.gz")
     print(f"labels: {path}  ({time.perf_counter() - start:.1f} s)")
+    return labels
+
+
+def run(args) -> int:
+    logging.basicConfig(level=logging.INFO, format="liverlvt: %(message)s")
+    out_dir = io.ensure_output_dir(args.out)
+    ct = io.read_ct(args.ct)
+    labels = segment_to_folder(args, ct, out_dir)
     if not args.no_analysis:
         run_analysis_outputs(args, ct, labels, out_dir, ct_name=io.case_name(args.ct))
     return 0
