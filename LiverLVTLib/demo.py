@@ -7,19 +7,16 @@ import argparse
 import logging
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
 
 from . import io
-from .labels import BACKGROUND
 
 
 def liver_dice(labels: sitk.Image, truth: sitk.Image) -> float:
     """Dice of the whole liver (labels 1-3 together) against the truth."""
-    a = sitk.GetArrayViewFromImage(labels) > BACKGROUND
-    b = sitk.GetArrayViewFromImage(truth) > BACKGROUND
-    denominator = a.sum() + b.sum()
-    return float(2.0 * np.logical_and(a, b).sum() / denominator) if denominator else 1.0
+    from .metrics import class_mask, dice
+
+    return dice(*(class_mask(sitk.GetArrayViewFromImage(image), "liver") for image in (labels, truth)))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
