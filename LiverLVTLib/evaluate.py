@@ -9,7 +9,11 @@ Two modes:
         and scores only the classes the case annotates; the prediction of each segmented case is
         saved as ``OUT/<id>/labels.nii.gz``. Phase pairs (an entry whose ``pair_of`` names the
         other phase of the same study) get the relative difference of their predicted liver
-        volumes; CT-only members of a pair are segmented for this (never scored).
+        volumes; CT-only members of a pair are segmented for this (never scored). A case the
+        model's card lists as a training case is flagged (``seen_in_training``, a * in the table).
+    liverlvt evaluate --manifest FILE --folds MODEL_DIR [MODEL_DIR ...] [--out DIR]
+        k-fold cross-validation: each case is segmented by a fold model that never trained on it
+        or its phase partner (:mod:`LiverLVTLib.crossval`); one pooled table.
 
 Outputs ``OUT/metrics.json`` and ``OUT/metrics.md`` (per case rows, mean ± sd, tumor rows per
 phase, phase pairs). Metric definitions and the empty-reference rules: :mod:`LiverLVTLib.metrics`.
@@ -52,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .segment import add_model_arguments
 
     add_model_arguments(parser)
+    parser.add_argument("--folds", nargs="+", default=None, metavar="MODEL_DIR",
+                        help="cross-validation: fold model folders; each case is segmented by the "
+                        "first fold whose card shows it never trained on that case or its phase "
+                        "partner (replaces --model)")
     parser.add_argument("--pred-dir", default=None,
                         help="reuse predictions PRED_DIR/<id>/labels.nii.gz instead of segmenting")
     parser.add_argument("--classes", nargs="+", default=list(CLASSES), choices=list(CLASSES),
@@ -132,14 +140,24 @@ def markdown(result: Dict) -> str:
     info = result.get("case_info", {})
     classes = [c for c in CLASSES if any(c in r for r in cases.values())]
     cols = _columns(classes)
-    lines = [f"# LiverLVT evaluation{(' - ' + result['model']) if result.get('model') else ''}", ""]
+    model = result.get("model")
+    title = ("cross-validation of " + ", ".join(model)) if isinstance(model, list) else model
+    lines = [f"# LiverLVT evaluation{(' - ' + title) if title else ''}", ""]
+    if result.get("folds"):
+        lines += ["Each case is segmented by a fold model that never trained on it or on its phase "
+                  "partner: " + "; ".join(f"{name}: {', '.join(ids)}"
+                                          for name, ids in result["folds"].items()) + ".", ""]
+    seen = [cid for cid in cases if info.get(cid, {}).get("seen_in_training")]
+    if seen:
+        lines += [f"**Not held out:** {', '.join(seen)} (marked *) were training cases of this model.", ""]
     if cases:
         lines += ["| case | phase | " + " | ".join(c[2] for c in cols) + " |",
                   "|---|---|" + "---|" * len(cols)]
         for cid, record in cases.items():
             cells = [_fmt(record[name].get(key), d) if name in record else "n/a"
                      for name, key, _, d in cols]
-            lines.append(f"| {cid} | {info.get(cid, {}).get('phase', '')} | " + " | ".join(cells) + " |")
+            mark = " *" if cid in seen else ""
+            lines.append(f"| {cid}{mark} | {info.get(cid, {}).get('phase', '')} | " + " | ".join(cells) + " |")
         mean, sd = result.get("mean", {}), result.get("sd", {})
         cells = [_fmt_stat(mean.get(name, {}).get(key), sd.get(name, {}).get(key), d)
                  for name, key, _, d in cols]
@@ -267,7 +285,7 @@ def phase_pairs(entries: List[Dict]) -> List[tuple]:
     return pairs
 
 
-def _prediction(entry: Dict, root: Path, args, out_dir: Path):
+def _prediction(entry: Dict, root: Path, args, out_dir: Path, model=None):
     """(label image, path, seconds or None) for one case: reused from --pred-dir or segmented."""
     cid = entry["id"]
     if args.pred_dir:
@@ -280,11 +298,37 @@ def _prediction(entry: Dict, root: Path, args, out_dir: Path):
 
     ct = io.read_ct(root / entry["ct"])
     start = time.perf_counter()
-    labels = segment_ct(ct, args.model, args.device, args.tta)
+    labels = segment_ct(ct, model or args.model, args.device, args.tta)
     seconds = time.perf_counter() - start
     case_dir = io.ensure_output_dir(out_dir / cid)
     path = io.write_image(labels, case_dir / "labels.nii.gz")
     return labels, path, seconds
+
+
+def _models_for(entries: List[Dict], args):
+    """(model name(s), {case id: {"path", "name", "seen"}}) for the cases to segment.
+
+    One model (``--model``): every case, flagged ``seen`` when the card lists it as a training
+    case. Folds (``--folds``): each case by a fold that never saw it (:mod:`LiverLVTLib.crossval`).
+    Reused predictions (``--pred-dir``): no model.
+    """
+    from .crossval import assign_folds, load_folds, trained_cases
+    from .model import load_card
+
+    if args.pred_dir:
+        if args.folds:
+            raise InputError("--folds and --pred-dir exclude each other",
+                             "segment with the fold models or score saved predictions, not both")
+        return None, {}
+    if args.folds:
+        folds = load_folds(args.folds)
+        assignment = assign_folds(entries, {name: f["trained"] for name, f in folds.items()})
+        return list(folds), {cid: {"path": folds[name]["path"], "name": name, "seen": False}
+                             for cid, name in assignment.items()}
+    card = load_card(args.model)
+    seen = trained_cases(card.card)
+    return card.name, {e["id"]: {"path": args.model, "name": card.name, "seen": e["id"] in seen}
+                       for e in entries}
 
 
 def run_manifest(args) -> int:
@@ -295,24 +339,25 @@ def run_manifest(args) -> int:
     if not any(is_labelled(c) for c in entries) and not any(c.get("pair_of") for c in entries):
         raise InputError("none of the selected cases has reference labels or a phase partner",
                          "choose labelled cases (with 'labels' and 'annotated' in the manifest)")
-    model_name = None
-    if not args.pred_dir:
-        from .model import load_card
-
-        model_name = load_card(args.model).name  # a clear ModelError before any work
+    model_name, models = _models_for(entries, args)  # a clear error before any work
     cases, info, records = {}, {}, []
     for index, entry in enumerate(entries, 1):
         cid = entry["id"]
         reference = None
         if is_labelled(entry):
             reference = io.read_labels(root / entry["labels"])
-        pred, path, seconds = _prediction(entry, root, args, out_dir)
+        scorer = models.get(cid, {})
+        pred, path, seconds = _prediction(entry, root, args, out_dir, scorer.get("path"))
         liver_ml = float(np.count_nonzero(class_mask(sitk.GetArrayViewFromImage(pred), "liver"))) \
             * voxel_ml(spacing_zyx(pred))
         info[cid] = {"phase": entry.get("phase"), "annotated": list(entry.get("annotated") or []),
                      "scored": reference is not None, "prediction": str(path),
                      "predicted_liver_ml": liver_ml,
-                     "seconds": None if seconds is None else round(seconds, 1)}
+                     "seconds": None if seconds is None else round(seconds, 1),
+                     "model": scorer.get("name"), "seen_in_training": scorer.get("seen")}
+        if scorer.get("seen"):
+            log.warning("case '%s' was in the training set of model '%s': its score is not a "
+                        "held-out result", cid, scorer.get("name"))
         if reference is not None:
             if not io.same_grid(pred, reference):
                 raise InputError(f"the prediction of case '{cid}' ({path}) does not lie on its "
@@ -329,6 +374,8 @@ def run_manifest(args) -> int:
                   "phase pair)", flush=True)
     result = {"model": model_name, "manifest": str(Path(args.manifest).resolve()),
               "cases": cases, "case_info": info}
+    if args.folds:
+        result["folds"] = {name: [c for c in info if info[c]["model"] == name] for name in model_name}
     result.update(summarize_cases(records))
     by_phase = {}
     phases = sorted({info[c]["phase"] or "unknown" for c in cases},
