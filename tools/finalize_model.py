@@ -3,7 +3,10 @@ evaluation (``liverlvt evaluate``'s metrics.json) to model.json, refresh the sha
 weights file and write MODEL_CARD.md (with evaluate's Markdown table).
 
     .venv/bin/python tools/finalize_model.py --run runs/lvt-unet --eval runs/eval/metrics.json \
-        --out Resources/Models/lvt-unet [--extra runs/eval-notta/metrics.json:"no TTA"]
+        --out Resources/Models/lvt-unet [--notes NOTES.md] [--tta-default]
+
+``--eval`` may be a cross-validation run (``liverlvt evaluate --folds runs/lvt-unet runs/fold-b``):
+the card then holds the shipped fold's own held-out cases and the pooled k-fold table.
 """
 from __future__ import annotations
 
@@ -36,6 +39,22 @@ def stage_lines(card: dict) -> list:
     return lines
 
 
+def own_metrics(metrics: dict, fold: str) -> dict:
+    """The shipped model's own held-out rows (all rows, or its fold's rows of a k-fold run)."""
+    from LiverLVTLib.evaluate import summarize_cases
+
+    ids = list(metrics["cases"])
+    if metrics.get("folds"):
+        assert fold in metrics["folds"], f"the k-fold run has no fold named '{fold}'"
+        ids = [c for c in metrics["folds"][fold] if c in metrics["cases"]]
+    cases = {c: metrics["cases"][c] for c in ids}
+    summary = summarize_cases(list(cases.values()))
+    pairs = [p for p in metrics.get("phase_pairs", [])
+             if not metrics.get("folds") or {p["a"], p["b"]} <= set(metrics["folds"][fold])]
+    return {"held_out_cases": sorted(ids), "cases": cases, "mean": summary["mean"], "sd": summary["sd"],
+            "phase_pairs": pairs, "evaluated_with": "liverlvt evaluate, the card's default inference settings"}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True)
@@ -53,12 +72,12 @@ def main() -> int:
     for stage in card["stages"]:
         shutil.copy2(args.run / stage["weights"], args.out / stage["weights"])
     trained = sorted({i for r in card["training"]["stages"].values() for i in r.get("cases", [])})
-    held_out = sorted(metrics["cases"])
+    card["metrics"] = own_metrics(metrics, args.run.name)
+    held_out = card["metrics"]["held_out_cases"]
     assert not set(trained) & set(held_out), "a held-out case was trained on"
-    card["metrics"] = {"held_out_cases": held_out, "cases": metrics["cases"], "mean": metrics.get("mean"),
-                       "sd": metrics.get("sd"), "by_phase": metrics.get("by_phase"),
-                       "phase_pairs": metrics.get("phase_pairs"),
-                       "evaluated_with": "liverlvt evaluate, the card's default inference settings"}
+    if metrics.get("folds"):
+        card["metrics"]["cross_validation"] = {
+            k: metrics.get(k) for k in ("folds", "cases", "mean", "sd", "by_phase", "phase_pairs")}
     write_card(args.out, card)
     notes = args.notes.read_text() if args.notes else ""
     text = "\n".join([
@@ -76,8 +95,11 @@ def main() -> int:
         f"- Command: `liverlvt train --manifest ../shared/data/manifest.json --config configs/lvt-unet-cpu.json "
         f"--exclude {' '.join(card['training'].get('excluded', []))}`.", "",
         "## Held-out accuracy", "",
-        f"Cases never seen in training: {', '.join(held_out)} (scored by `liverlvt evaluate`, "
-        "only the classes each case annotates).", "", table, "", notes, ""])
+        f"Cases this model never saw in training: {', '.join(held_out)}"
+        + (f"; with the other fold(s) ({', '.join(f for f in metrics['folds'] if f != args.run.name)}, "
+           "same recipe) every labelled shared case is scored by a model that never trained on it"
+           if metrics.get("folds") else "")
+        + " (`liverlvt evaluate`, only the classes each case annotates).", "", table, "", notes, ""])
     write_text(text, args.out / "MODEL_CARD.md")
     print(f"shipped {args.out}")
     return 0
