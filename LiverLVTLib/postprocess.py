@@ -26,6 +26,30 @@ def exclusive_labels(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return labels
 
 
+def vessel_like_tumors(labels: np.ndarray, probs: np.ndarray, margin: float,
+                       threshold: float = 0.5) -> np.ndarray:
+    """Give tumor candidates that look more like vessel back to the vessel tree.
+
+    With few vessel-labelled cases the tumor channel also fires on enhancing portal and hepatic
+    veins (they share the tumor's hyper-/hypo-dense contrast against parenchyma; only their
+    tubular shape differs). A tumor component whose mean vessel probability exceeds its mean
+    tumor probability by more than ``margin`` becomes vessel where the vessel channel is on and
+    parenchyma elsewhere. ``margin < 0`` leaves the labels unchanged (hierarchy tumor > vessel).
+    """
+    if margin < 0 or not (labels == TUMOR).any():
+        return labels
+    out = labels.copy()
+    comps = cc3d.connected_components((labels == TUMOR).astype(np.uint8), connectivity=26)
+    index = np.arange(1, int(comps.max()) + 1)
+    p_vessel = ndimage.mean(probs[1], comps, index)
+    p_tumor = ndimage.mean(probs[2], comps, index)
+    vessel_like = index[(np.asarray(p_vessel) - np.asarray(p_tumor)) > margin]
+    region = np.isin(comps, vessel_like)
+    out[region] = LIVER
+    out[region & (probs[1] >= threshold)] = VESSEL
+    return out
+
+
 def largest_component(mask: np.ndarray, connectivity: int = 6) -> np.ndarray:
     """The largest connected component of a boolean mask (empty stays empty)."""
     if not mask.any():

@@ -19,7 +19,7 @@ import SimpleITK as sitk
 from . import io
 from .errors import InputError
 from .model import ModelCard, load_card
-from .postprocess import clean_labels, exclusive_labels, largest_component
+from .postprocess import clean_labels, exclusive_labels, largest_component, vessel_like_tumors
 from .preprocess import canonical, crop, labels_to_grid, to_model_grid
 from .progress import CancelToken, ProgressFn, checker, no_progress
 
@@ -94,9 +94,12 @@ def segment_ct(ct, model_dir=None, device: str = "auto", tta: Optional[bool] = N
     probs, grid = _stage_probabilities(card, canon, dev, tta, progress, check)
     check()
     progress("postprocess", 0.0)
-    labels = exclusive_labels(probs, float(card.inference.get("threshold", 0.5)))
+    threshold = float(card.inference.get("threshold", 0.5))
+    labels = exclusive_labels(probs, threshold)
     if postprocess:
         pp = card.postprocess
+        labels = vessel_like_tumors(labels, probs, float(pp.get("vessel_over_tumor_margin", -1)),
+                                    threshold)
         labels = clean_labels(labels, grid.GetSpacing()[::-1],
                               min_tumor_ml=float(pp.get("min_tumor_ml", 0.1)),
                               liver_margin_mm=float(pp.get("liver_margin_mm", 5.0)),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from LiverLVTLib.labels import LIVER, TUMOR, VESSEL
-from LiverLVTLib.postprocess import clean_labels, exclusive_labels, main_organ
+from LiverLVTLib.postprocess import clean_labels, exclusive_labels, main_organ, vessel_like_tumors
 
 SPACING = (2.0, 1.0, 1.0)  # anisotropic z, y, x (mm)
 
@@ -57,3 +57,21 @@ def test_thin_bridge_to_a_neighbour_is_cut():
     assert main_organ(organ, SPACING, bridge_mm=0.0)[12, 20, 60]
     # the kept liver keeps its own surface voxels
     assert kept.sum() >= sphere(shape, (12, 20, 20), 14).sum()
+
+
+def test_tumor_components_that_look_more_like_vessel_go_to_the_vessel_tree():
+    """Two tumor candidates: a vein segment (vessel prob 0.9 > tumor 0.7) and a lesion
+    (vessel 0.6 < tumor 0.8). With a 0.05 margin only the vein segment is reassigned: vessel
+    where its vessel channel is on, parenchyma at its rim; margin < 0 changes nothing."""
+    probs = np.zeros((3, 1, 1, 10), np.float32)
+    probs[0] = 0.95
+    probs[1, 0, 0, 0:3], probs[2, 0, 0, 0:4] = 0.9, 0.7     # vein: voxels 0-2, tumor 0-3
+    probs[1, 0, 0, 3] = 0.4                                  # rim voxel: tumor only
+    probs[1, 0, 0, 6:9], probs[2, 0, 0, 6:9] = 0.6, 0.8     # lesion: voxels 6-8
+    labels = exclusive_labels(probs)
+    assert labels.ravel().tolist() == [TUMOR] * 4 + [LIVER] * 2 + [TUMOR] * 3 + [LIVER]
+    out = vessel_like_tumors(labels, probs, margin=0.05)
+    assert out.ravel().tolist() == [VESSEL] * 3 + [LIVER] * 3 + [TUMOR] * 3 + [LIVER]
+    assert vessel_like_tumors(labels, probs, margin=-1).tolist() == labels.tolist()
+    # a vein whose vessel probability is only slightly higher stays tumor under a larger margin
+    assert (vessel_like_tumors(labels, probs, margin=0.3) == labels).all()
