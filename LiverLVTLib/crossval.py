@@ -10,7 +10,7 @@ would mix two models, or one model would have seen the study).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 from .errors import InputError
 
@@ -52,7 +52,7 @@ def assign_folds(entries: Sequence[Dict], folds: Dict[str, set]) -> Dict[str, st
 
 
 def load_folds(paths: Sequence) -> Dict[str, Dict]:
-    """fold name (folder name) -> {"path", "card", "trained"} for each model folder."""
+    """fold name (folder name) -> {"path", "trained"} for each model folder."""
     from .model import load_card
 
     folds: Dict[str, Dict] = {}
@@ -62,13 +62,6 @@ def load_folds(paths: Sequence) -> Dict[str, Dict]:
         if name in folds:
             raise InputError(f"two fold folders are both named '{name}'",
                              "give each fold model its own folder name")
-        folds[name] = {"path": Path(path), "card": card, "trained": trained_cases(card.card)}
+        folds[name] = {"path": Path(path), "trained": trained_cases(card.card)}
     return folds
 
-
-def fold_table(assignment: Dict[str, str]) -> Dict[str, List[str]]:
-    """fold name -> the case ids it scored (for the report)."""
-    table: Dict[str, List[str]] = {}
-    for cid, fold in assignment.items():
-        table.setdefault(fold, []).append(cid)
-    return table

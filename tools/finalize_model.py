@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from LiverLVTLib.crossval import trained_cases  # noqa: E402
 from LiverLVTLib.io import write_text  # noqa: E402
 from LiverLVTLib.model import write_card  # noqa: E402
 
@@ -71,7 +72,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for stage in card["stages"]:
         shutil.copy2(args.run / stage["weights"], args.out / stage["weights"])
-    trained = sorted({i for r in card["training"]["stages"].values() for i in r.get("cases", [])})
+    trained = sorted(trained_cases(card))
     card["metrics"] = own_metrics(metrics, args.run.name)
     held_out = card["metrics"]["held_out_cases"]
     assert not set(trained) & set(held_out), "a held-out case was trained on"
