@@ -10,13 +10,14 @@ scale around the stage's ``window_hu``), normalisation to [0, 1] and scanner noi
 from __future__ import annotations
 
 import math
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .dataset import HU_STEP, HU_STORE_MIN, multi_hot
+from .tumor_synthesis import TumorSynthesisConfig, insert_tumors
 
 # random windowing limits (HU): the LVT augmentation, kept in a plausible abdominal range
 WINDOW_SHIFT_HU = 50.0
@@ -55,7 +56,8 @@ class PatchSampler:
     def __init__(self, cases: List[dict], patch_size: Sequence[int], window_hu: Sequence[float],
                  device="cpu", seed: int = 0, fg_prob: float = 0.6, synth_fraction: float = 0.3,
                  rotate_deg: float = 15.0, scale=(0.85, 1.15), p_rotate: float = 0.5,
-                 p_scale: float = 0.5, p_flip: float = 0.5, noise_std: float = 0.03):
+                 p_scale: float = 0.5, p_flip: float = 0.5, noise_std: float = 0.03,
+                 tumor_synthesis: Optional[dict] = None):
         self.device = torch.device(device)
         self.patch = [int(p) for p in patch_size]
         self.window = [float(w) for w in window_hu]
@@ -63,6 +65,9 @@ class PatchSampler:
         self.p_rotate, self.p_scale, self.p_flip, self.noise_std = p_rotate, p_scale, p_flip, noise_std
         self.gen = torch.Generator(device=self.device)
         self.gen.manual_seed(int(seed))
+        self.tumor_cfg = (TumorSynthesisConfig.from_dict(tumor_synthesis)
+                          if tumor_synthesis is not None else None)
+        self.inserted = 0  # synthetic tumors drawn so far (logged by the trainer)
         self.real, self.synth = [], []
         for case in cases:
             item = {"id": case["id"], "annotated": torch.as_tensor(case["annotated"], dtype=torch.float32)}
@@ -77,6 +82,8 @@ class PatchSampler:
                 item["image"] = torch.from_numpy(img).to(self.device, torch.float16)[None, None]
                 self.real.append(item)
             item["shape"] = labels.shape
+            item["spacing"] = [float(v) for v in case.get("spacing", (1.0, 1.0, 1.0))]
+            item["phase"] = case.get("phase")
             # foreground voxel lists per annotated class (subsampled for memory)
             fg = []
             for c in range(3):
@@ -122,10 +129,38 @@ class PatchSampler:
             m = m @ torch.diag(torch.tensor([self.scale[0] + (self.scale[1] - self.scale[0]) * v for v in s]))
         if r[5] < self.p_flip:  # left-right flip (x axis), the flip used by the TTA
             m = m @ torch.diag(torch.tensor([1.0, 1.0, -1.0]))
-        coords = offsets @ m.to(self.device).T + torch.tensor(centre, device=self.device)
-        shape = torch.tensor(item["shape"], device=self.device, dtype=torch.float32)
-        norm = 2 * coords / (shape - 1).clamp_min(1) - 1
-        return norm[:, [2, 1, 0]].reshape(1, *p, 3)
+        return offsets @ m.to(self.device).T + torch.tensor(centre, device=self.device)
+
+    def _resample(self, volume: torch.Tensor, coords: torch.Tensor, mode: str) -> torch.Tensor:
+        """``volume`` [1, C, D, H, W] (float16 storage) sampled at voxel ``coords`` [N, 3] (z, y, x)
+        -> [C, *patch] float32. Only the box the coordinates cover is converted to float32 (a
+        whole liver box per sample cost more than the network step)."""
+        shape = volume.shape[2:]
+        lo = coords.min(0).values.floor().long() - 1
+        hi = coords.max(0).values.ceil().long() + 2
+        lo = [max(0, min(int(v), n)) for v, n in zip(lo, shape)]
+        hi = [max(0, min(int(v), n)) for v, n in zip(hi, shape)]
+        channels = volume.shape[1]
+        if any(h - l < 1 for l, h in zip(lo, hi)):  # the patch lies wholly outside the volume
+            return torch.zeros((channels, *self.patch), device=self.device)
+        sub = volume[:, :, lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].float()
+        local = coords - torch.tensor(lo, device=self.device, dtype=torch.float32)
+        size = torch.tensor([h - l for l, h in zip(lo, hi)], device=self.device, dtype=torch.float32)
+        norm = 2 * local / (size - 1).clamp_min(1) - 1
+        grid = norm[:, [2, 1, 0]].reshape(1, *self.patch, 3)
+        return F.grid_sample(sub, grid, mode=mode, padding_mode="zeros", align_corners=True)[0]
+
+    def _maybe_insert_tumors(self, item, hu, target):
+        """Synthetic tumors (``tumor_synthesis`` config) in a patch whose case annotates liver and
+        tumor, so the tumor channel's loss sees them; real tumors and veins are kept."""
+        cfg = self.tumor_cfg
+        if cfg is None or not (item["annotated"][0] > 0 and item["annotated"][2] > 0):
+            return hu, target
+        if self._rand(1).item() >= cfg.probability:
+            return hu, target
+        hu, target, count = insert_tumors(hu, target, item["spacing"], item["phase"], self.gen, cfg)
+        self.inserted += count
+        return hu, target
 
     def sample(self, batch_size: int):
         """(x [B,1,*patch] float32 in [0,1], target [B,3,*patch] float32, weight [B,3])."""
@@ -134,18 +169,16 @@ class PatchSampler:
             use_synth = self._rand(1).item() < self.synth_fraction
             pool = self.synth if use_synth else self.real
             item = pool[self._pick(len(pool))]
-            grid = self._grid(item, self._centre(item))
-            target = F.grid_sample(item["target"].float(), grid, mode="bilinear",
-                                   padding_mode="zeros", align_corners=True)[0] > 0.5
+            coords = self._grid(item, self._centre(item))
+            target = self._resample(item["target"], coords, "bilinear") > 0.5
             if use_synth:
-                tissue = F.grid_sample(item["tissue"].float(), grid, mode="nearest",
-                                       padding_mode="zeros", align_corners=True)[0, 0].long()
+                tissue = self._resample(item["tissue"], coords, "nearest")[0].long()
                 from .synthesis import synthesize
 
                 hu = synthesize(tissue, self.gen)
             else:
-                hu = F.grid_sample(item["image"].float(), grid, mode="bilinear",
-                                   padding_mode="zeros", align_corners=True)[0, 0] + HU_STORE_MIN
+                hu = self._resample(item["image"], coords, "bilinear")[0] + HU_STORE_MIN
+            hu, target = self._maybe_insert_tumors(item, hu, target)
             x = apply_window(hu, random_window(self.window, self.gen, self.device))
             if self.noise_std > 0 and self._rand(1).item() < 0.3:
                 x = x + torch.randn(x.shape, generator=self.gen, device=self.device) * (self._rand(1).item() * self.noise_std)

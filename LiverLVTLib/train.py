@@ -45,6 +45,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--restart", action="store_true", help="ignore existing checkpoints")
     parser.add_argument("--seed", type=int, default=None, help="override the config's seed")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--init-from", default=None,
+                        help="model folder whose <stage>.pt weights start training (warm start)")
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
@@ -107,7 +109,8 @@ def lr_at(it: int, total: int, base: float, warmup: int = 20) -> float:
 
 def train_stage(stage: dict, cases: List[dict], device, seed: int, iterations: int,
                 checkpoint: Optional[Path] = None, deadline: Optional[float] = None,
-                synth_fraction: float = 0.3, progress: bool = True, log=print) -> Dict:
+                synth_fraction: float = 0.3, progress: bool = True, log=print,
+                init_weights: Optional[Path] = None) -> Dict:
     """Train one stage; returns {"state_dict", "losses", "iterations", "seconds", "complete"}."""
     import numpy as np
     import torch
@@ -121,7 +124,8 @@ def train_stage(stage: dict, cases: List[dict], device, seed: int, iterations: i
     opt = torch.optim.AdamW(net.parameters(), lr=stage.get("lr", 2e-3), weight_decay=1e-4)
     sampler = PatchSampler(cases, stage["patch_size"], stage["window_hu"], device=device, seed=seed,
                            fg_prob=stage.get("fg_prob", 0.6),
-                           synth_fraction=stage.get("synth_fraction", synth_fraction))
+                           synth_fraction=stage.get("synth_fraction", synth_fraction),
+                           tumor_synthesis=stage.get("tumor_synthesis"))
     loss_fn = MaskedBCEDiceLoss(class_weights=stage.get("class_weights", (1.0, 1.0, 1.0))).to(device)
     start, losses, seconds = 0, [], 0.0
     if checkpoint is not None and checkpoint.is_file():
@@ -132,9 +136,17 @@ def train_stage(stage: dict, cases: List[dict], device, seed: int, iterations: i
         torch.set_rng_state(state["torch_rng"])
         start, losses, seconds = state["it"], state["losses"], state["seconds"]
         log(f"resumed stage '{stage['name']}' at iteration {start}")
-    use_amp = device.type == "cuda"
-    if use_amp:
+    elif init_weights is not None:  # warm start: a new recipe continues from earlier weights
+        net.load_state_dict(torch.load(init_weights, map_location=device, weights_only=True))
+        log(f"stage '{stage['name']}' warm-started from {init_weights}")
+    # bf16 autocast on CUDA, and on CPUs where the config asks for it (AMX-BF16: ~0.7 s vs ~1.1 s
+    # per 96^3 batch-2 step, model-levers.md section 5); channels-last 3-D memory layout likewise
+    use_amp = device.type == "cuda" or bool(stage.get("cpu_bf16", False))
+    if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    channels_last = bool(stage.get("channels_last", False))
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last_3d)
     batch = int(stage.get("batch_size", 2))
     every = max(25, iterations // 10)
 
@@ -169,6 +181,8 @@ def train_stage(stage: dict, cases: List[dict], device, seed: int, iterations: i
         for group in opt.param_groups:
             group["lr"] = lr_at(step, iterations, stage.get("lr", 2e-3))
         x, target, weight = sampler.sample(batch)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             out = net(x)
         loss = deep_supervision_loss(loss_fn, out.float() if isinstance(out, torch.Tensor) else out,
@@ -188,7 +202,9 @@ def train_stage(stage: dict, cases: List[dict], device, seed: int, iterations: i
         bar.close()
     elapsed = time.time() - t0
     save(it, elapsed)
-    return {"state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+    if sampler.tumor_cfg is not None:
+        log(f"stage '{stage['name']}': {sampler.inserted} synthetic tumors inserted")
+    return {"state_dict": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
             "losses": losses, "iterations": it, "seconds": elapsed, "complete": complete}
 
 
@@ -198,6 +214,16 @@ def _hardware(device) -> str:
     if device.type == "cuda":
         return f"1x {torch.cuda.get_device_name(device)} (torch {torch.__version__})"
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def _card_cases(folder: Path, stage: str) -> List[str]:
+    """Real cases the model folder's card says its ``stage`` was trained on (warm starts)."""
+    card = folder / "model.json"
+    if not card.is_file():
+        return []
+    stages = json.loads(card.read_text(encoding="utf-8")).get("training", {}).get("stages", {})
+    info = stages.get(stage, {})
+    return list(info.get("cases", [])) if isinstance(info, dict) else []
 
 
 def run(args) -> int:
@@ -236,6 +262,8 @@ def run(args) -> int:
         if stage["name"] not in wanted:
             continue
         cases = load_cached(cache / stage["name"], exclude=args.exclude, synth=synth)
+        for case in cases:  # contrast phase drives the synthetic tumors' appearance
+            case["phase"] = entries.get(case["id"], {}).get("phase")
         real_ids = [c["id"] for c in cases if not c["id"].startswith("synth-")]
         iterations = int(round(stage["iterations"] * args.iterations_scale))
         ckpt = out / "checkpoints" / f"{stage['name']}.ckpt"
@@ -243,10 +271,18 @@ def run(args) -> int:
             ckpt.unlink()
         log(f"stage '{stage['name']}': {len(real_ids)} real + {len(cases) - len(real_ids)} synthetic "
             f"cases, {iterations} iterations on {device}")
+        init = None
+        if getattr(args, "init_from", None):
+            init = Path(args.init_from) / f"{stage['name']}.pt"
+            if not init.is_file():
+                raise InputError(f"no weights '{init}' to warm-start stage '{stage['name']}' from",
+                                 "pass --init-from a model folder holding <stage>.pt")
         result = train_stage(stage, cases, device, seed + index, iterations, ckpt, deadline,
                              synth_fraction=config.get("synth_fraction", 0.3),
-                             progress=not args.quiet, log=log)
+                             progress=not args.quiet, log=log, init_weights=init)
         _atomic_torch_save(result["state_dict"], out / f"{stage['name']}.pt")
+        if init is not None:  # the warm start's training cases count as seen (cross-validation)
+            real_ids = sorted(set(real_ids) | set(_card_cases(init.parent, stage["name"])))
         results[stage["name"]] = {"cases": real_ids,
                                   "synthetic_cases": len(cases) - len(real_ids),
                                   "iterations": result["iterations"],
@@ -254,6 +290,8 @@ def run(args) -> int:
                                   "seconds": round(result["seconds"], 1),
                                   "final_loss": round(sum(result["losses"][-50:]) / max(1, len(result["losses"][-50:])), 4),
                                   "complete": result["complete"]}
+        if init is not None:
+            results[stage["name"]]["warm_start"] = str(init)
         (out / f"losses-{stage['name']}.json").write_text(json.dumps(result["losses"]))
         (out / f"training-{stage['name']}.json").write_text(json.dumps(results[stage["name"]]))
     # the model card (only once every stage has weights)

@@ -1,0 +1,125 @@
+"""Synthetic tumor insertion (Hu et al. 2023 recipe + phase-aware appearance): lesions inside the
+liver, label and intensity consistent, size classes respected, phase appearance as configured,
+veins kept, deterministic with a seed."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from LiverLVTLib.tumor_synthesis import (SIZE_CLASSES, TumorSynthesisConfig, appearance,
+                                         insert_tumors)
+
+SPACING = (1.25, 1.25, 1.25)
+PARENCHYMA_HU = 100.0
+
+
+def liver_patch(n=80, with_vessel=True, seed=0):
+    """A ball-shaped 'liver' of 100 HU (noise 8 HU) in fat, with one enhancing vein (190 HU)
+    labelled vessel running through it; multi-hot target [3, n, n, n]."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.mgrid[:n, :n, :n]
+    liver = ((z - n / 2) ** 2 + (y - n / 2) ** 2 + (x - n / 2) ** 2) < (0.42 * n) ** 2
+    vessel = liver & (((y - n / 2) ** 2 + (x - n / 2 + 5) ** 2) < 9) if with_vessel else np.zeros_like(liver)
+    hu = np.where(liver, PARENCHYMA_HU, -100.0) + rng.normal(0, 8, liver.shape)
+    hu[vessel] = 190.0
+    target = np.stack([liver, vessel, np.zeros_like(liver)])
+    return torch.tensor(hu, dtype=torch.float32), torch.tensor(target)
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def only(name, **kw):
+    probs = {k: 0.0 for k in (*SIZE_CLASSES, "mix")}
+    probs[name] = 1.0
+    return TumorSynthesisConfig(probability=1.0, class_probs=probs, **kw)
+
+
+def test_tumors_lie_in_the_liver_keep_the_vein_and_obey_the_hierarchy():
+    hu, target = liver_patch()
+    new_hu, new_t, count = insert_tumors(hu, target, SPACING, "portal-venous", gen(1),
+                                         only("small", bulge_probability=0.0))
+    tumor, liver, vessel = new_t[2], new_t[0], new_t[1]
+    assert count >= 1 and tumor.sum() > 100
+    assert not (tumor & ~target[0]).any(), "without bulging, tumor voxels stay inside the liver"
+    assert not (tumor & target[1]).any(), "a labelled vein never becomes tumor"
+    assert torch.equal(vessel, target[1]) and torch.equal(new_hu[target[1]], hu[target[1]]), \
+        "the vein keeps its label and its HU"
+    assert not (tumor & ~liver).any()  # liver ⊇ tumor
+    # intensity agrees with the label: portal-venous tumors are hypo-attenuating
+    assert new_hu[tumor].mean() < PARENCHYMA_HU - 10
+    # outside the tumor (and its blurred edge) the image is unchanged
+    far = ~torch.nn.functional.max_pool3d(tumor[None, None].float(), 9, 1, 4)[0, 0].bool()
+    assert torch.equal(new_hu[far], hu[far])
+
+
+@pytest.mark.parametrize("name", ["tiny", "medium", "large"])
+def test_size_classes_are_respected(name):
+    hu, target = liver_patch(n=96 if name == "large" else 80, with_vessel=False)
+    radius = SIZE_CLASSES[name][0]
+    cfg = only(name, max_per_patch=1, bulge_probability=0.0)
+    volumes = []
+    for seed in range(4):
+        _, t, count = insert_tumors(hu, target, SPACING, "portal-venous", gen(seed), cfg)
+        assert count == 1
+        volumes.append(float(t[2].sum()) * np.prod(SPACING))
+    nominal = 4 / 3 * np.pi * radius ** 3
+    # radii U(0.75 r, 1.25 r), ±25 % elastic warp, clipped by the liver: volumes stay in class
+    assert all(0.1 * nominal < v < 2.5 * nominal for v in volumes), (volumes, nominal)
+
+
+def test_phase_appearance_as_configured():
+    g = gen(3)
+    arterial = [appearance("arterial", PARENCHYMA_HU, g)["mean"] for _ in range(200)]
+    portal = [appearance("portal-venous", PARENCHYMA_HU, g)["mean"] for _ in range(200)]
+    equilibrium = [appearance("equilibrium", PARENCHYMA_HU, g)["mean"] for _ in range(200)]
+    assert all(m < PARENCHYMA_HU for m in portal) and all(m < PARENCHYMA_HU for m in equilibrium)
+    hyper = np.mean([m > PARENCHYMA_HU for m in arterial])
+    assert 0.55 < hyper < 0.85, "about 70 % of arterial-phase tumors are hyper-enhancing (APHE)"
+    # equilibrium washout is subtler than portal-venous hypo-attenuation on average
+    assert np.mean(equilibrium) > np.mean(portal)
+
+
+def test_deterministic_with_a_seed_and_different_across_seeds():
+    hu, target = liver_patch()
+    cfg = TumorSynthesisConfig(probability=1.0)
+    a = insert_tumors(hu, target, SPACING, "arterial", gen(7), cfg)
+    b = insert_tumors(hu, target, SPACING, "arterial", gen(7), cfg)
+    c = insert_tumors(hu, target, SPACING, "arterial", gen(8), cfg)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[1][2], c[1][2])
+
+
+def test_no_liver_no_tumor_and_real_tumors_avoided():
+    hu, target = liver_patch()
+    empty = torch.zeros_like(target)
+    _, t, count = insert_tumors(hu, empty, SPACING, None, gen(0), TumorSynthesisConfig())
+    assert count == 0 and not t.any()
+    real = target.clone()
+    n = hu.shape[0]
+    z, y, x = torch.meshgrid(*[torch.arange(n)] * 3, indexing="ij")
+    real[2] = (((z - n / 2) ** 2 + (y - n / 2 - 12) ** 2 + (x - n / 2) ** 2) < 64) & target[0]
+    _, t, _ = insert_tumors(hu, real, SPACING, "portal-venous", gen(2), only("small"))
+    assert torch.equal(t[2] & real[2], real[2]), "the real tumor keeps its label"
+
+
+def test_sampler_inserts_tumors_only_where_tumors_are_annotated():
+    from LiverLVTLib.augment import PatchSampler
+
+    hu, target = liver_patch(n=48, with_vessel=False)
+    labels = target[0].numpy().astype(np.uint8)
+    code = np.round((hu.numpy() + 400) / 4).clip(0, 250).astype(np.uint8)
+    case = {"id": "ball", "image": code, "labels": labels, "spacing": np.array(SPACING),
+            "annotated": np.array([1, 0, 1], np.uint8), "phase": "portal-venous"}
+    cfg = {"probability": 1.0, "class_probs": {"small": 1.0}}
+    sampler = PatchSampler([case], [32, 32, 32], (-200, 300), seed=0, fg_prob=1.0,
+                           rotate_deg=0, p_flip=0, p_scale=0, tumor_synthesis=cfg)
+    _, t, _ = sampler.sample(4)
+    assert sampler.inserted > 0 and t[:, 2].sum() > 0
+    no_tumor = dict(case, annotated=np.array([1, 0, 0], np.uint8))
+    sampler = PatchSampler([no_tumor], [32, 32, 32], (-200, 300), seed=0, fg_prob=1.0,
+                           tumor_synthesis=cfg)
+    _, t, _ = sampler.sample(4)
+    assert sampler.inserted == 0 and t[:, 2].sum() == 0
