@@ -1,7 +1,7 @@
 """LiverLVT: liver, hepatic vessel and liver tumor segmentation, measurement and staging in 3D Slicer.
 
 The module is thin: the widget binds the UI (Resources/UI/LiverLVT.ui) to a parameter node and
-forwards button presses to ``LiverLVTLib.slicer_logic.LiverLVTLogic``, which holds every MRML
+forwards button presses to ``LiverLVTLib.mrml.logic.LiverLVTLogic``, which holds every MRML
 operation and runs the same on Slicer's core libraries outside the application (tests, the
 ``liverlvt ... --scene`` command). Inference runs in a background ``PythonSlicer`` process.
 """
@@ -82,12 +82,12 @@ class LiverLVTParameterNode:
 # ----------------------------------------------------------------------------- logic
 class LiverLVTLogic(ScriptedLoadableModuleLogic):
     """Slicer's module logic (parameter node, ``slicer.util.getModuleLogic``); every LiverLVT
-    operation is delegated to the engine-side Logic in ``LiverLVTLib.slicer_logic``, bound to
+    operation is delegated to the engine-side Logic in ``LiverLVTLib.mrml.logic``, bound to
     the application's scene (composition: Slicer's base class calls ``super().__init__()``)."""
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
-        from LiverLVTLib.slicer_logic import LiverLVTLogic as EngineLogic
+        from LiverLVTLib.mrml.logic import LiverLVTLogic as EngineLogic
 
         self.engine = EngineLogic(slicer.mrmlScene, slicer.modules.segmentations.logic())
 
@@ -138,7 +138,7 @@ class LiverLVTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def _fillModelList(self):
-        from LiverLVTLib.model import available_models
+        from LiverLVTLib.segmentation.model import available_models
 
         for folder in available_models():
             self.ui.modelSelector.addItem(folder.name, str(folder))
@@ -167,7 +167,7 @@ class LiverLVTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.initializeParameterNode()
 
     def initializeParameterNode(self):
-        from LiverLVTLib.model import default_model_dir
+        from LiverLVTLib.segmentation.model import default_model_dir
 
         self.setParameterNode(self.logic.getParameterNode())
         if not self._parameterNode.inputVolume:
@@ -211,7 +211,7 @@ class LiverLVTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         with slicer.util.tryWithErrorDisplay("LiverLVT could not start.", waitCursor=True):
             self._ensureDependencies()
-            from LiverLVTLib.background_job import check_device
+            from LiverLVTLib.app.background_job import check_device
 
             device, note = check_device(self._parameterNode.device)
             p = self._parameterNode
@@ -299,7 +299,7 @@ class LiverLVTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.statusLabel.text = f"Done: {len(result.measurements.get('lesions', []))} lesions."
 
     def _showStaging(self, measurements):
-        from LiverLVTLib.slicer_logic import staging_summary
+        from LiverLVTLib.mrml.logic import staging_summary
 
         s = staging_summary(measurements)
         self.ui.paperStageLabel.text = s["paper_stage"] or "-"
@@ -337,7 +337,7 @@ class LiverLVTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # --------------------------------------------------------------- dependencies
     def _ensureDependencies(self):
-        from LiverLVTLib.dependencies import ensure
+        from LiverLVTLib.app.dependencies import ensure
 
         try:
             import PyTorchUtils
@@ -369,7 +369,7 @@ class LiverLVTTest(ScriptedLoadableModuleTest):
         self.test_LiverLVT_phantom()
 
     def test_LiverLVT_phantom(self):
-        from LiverLVTLib.slicer_selftest import run_phantom_scenario
+        from LiverLVTLib.app.selftest import run_phantom_scenario
 
         self.delayDisplay("LiverLVT self-test on the phantom")
         outcome = run_phantom_scenario(slicer.mrmlScene, slicer.modules.segmentations.logic(),

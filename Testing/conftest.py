@@ -50,7 +50,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     """A two-stage (coarse -> fine) model folder with small random-weight MONAI UNets."""
     import torch
 
-    from LiverLVTLib.model import write_card
+    from LiverLVTLib.segmentation.model import write_card
 
     folder = tmp_path_factory.mktemp("tiny-model")
     torch.manual_seed(0)

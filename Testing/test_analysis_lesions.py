@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from LiverLVTLib.analyze import analyze_case
-from LiverLVTLib.phantom import Lesion, make_phantom
+from LiverLVTLib.analysis.measure import analyze_case
+from LiverLVTLib.synthetic.phantom import Lesion, make_phantom
 
 SPACING = (0.8, 0.8, 2.5)
 FOV = dict(fov_mm=(170.0, 170.0, 130.0), center_mm=(-70.0, 0.0, 25.0))

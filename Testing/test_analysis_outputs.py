@@ -9,11 +9,11 @@ from vtkmodules.vtkIOGeometry import vtkSTLReader
 from vtkmodules.vtkIOXML import vtkXMLPolyDataReader
 
 from LiverLVTLib import cli
-from LiverLVTLib.analyze import analyze_case, write_analysis
-from LiverLVTLib.errors import InputError
-from LiverLVTLib.lesions import Grid
-from LiverLVTLib.meshes import enclosed_volume_ml, surface
-from LiverLVTLib.phantom import Lesion, Vessel, beside_vessel, make_phantom
+from LiverLVTLib.analysis.measure import analyze_case, write_analysis
+from LiverLVTLib.core.errors import InputError
+from LiverLVTLib.analysis.lesions import Grid
+from LiverLVTLib.outputs.meshes import enclosed_volume_ml, surface
+from LiverLVTLib.synthetic.phantom import Lesion, Vessel, beside_vessel, make_phantom
 
 VESSEL = Vessel((-60.0, 25.0, -20.0), (-60.0, 25.0, 70.0), 12.0, "portal branch")
 LESIONS = [Lesion((-95.0, 10.0, 20.0), (30.0, 30.0, 30.0), "tumor", 50.0, name="sphere"),

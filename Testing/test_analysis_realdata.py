@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from LiverLVTLib.analyze import analyze_case
-from LiverLVTLib.io import read_ct, read_labels
+from LiverLVTLib.analysis.measure import analyze_case
+from LiverLVTLib.core.io import read_ct, read_labels
 
 from conftest import case_entry
 

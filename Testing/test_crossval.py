@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from LiverLVTLib import io
-from LiverLVTLib.cli import main
-from LiverLVTLib.crossval import assign_folds, trained_cases
-from LiverLVTLib.errors import InputError
-from LiverLVTLib.model import write_card
+from LiverLVTLib.core import io
+from LiverLVTLib.cli.main import main
+from LiverLVTLib.evaluation.crossval import assign_folds, trained_cases
+from LiverLVTLib.core.errors import InputError
+from LiverLVTLib.segmentation.model import write_card
 
 
 def entry(cid, pair_of=None):
@@ -54,7 +54,7 @@ def fold_copy(src: Path, dst: Path, cases) -> Path:
 
 @pytest.fixture
 def phantom_manifest(tmp_path):
-    from LiverLVTLib.phantom import make_small_phantom
+    from LiverLVTLib.synthetic.phantom import make_small_phantom
 
     entries = []
     for index, cid in enumerate(("ph1", "ph2", "ph2-ap")):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from LiverLVTLib import io
-from LiverLVTLib.cli import main
+from LiverLVTLib.core import io
+from LiverLVTLib.cli.main import main
 
 SPACING_XYZ = (1.5, 1.5, 2.0)  # voxel 4.5 uL
 VOXEL_ML = 1.5 * 1.5 * 2.0 / 1000
@@ -186,7 +186,7 @@ def test_manifest_mode_case_selection_and_errors(tmp_path, capsys):
 def test_manifest_mode_segments_and_saves_predictions(tmp_path, tiny_model_dir):
     """Without --pred-dir every case is segmented (tiny random model: plumbing only) and its
     prediction saved on the CT grid as OUT/<id>/labels.nii.gz."""
-    from LiverLVTLib.phantom import make_small_phantom
+    from LiverLVTLib.synthetic.phantom import make_small_phantom
 
     ph = make_small_phantom(seed=1)
     case = tmp_path / "data" / "cases" / "ph"

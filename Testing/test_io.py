@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from LiverLVTLib import io
-from LiverLVTLib.errors import InputError, OutputError
+from LiverLVTLib.core import io
+from LiverLVTLib.core.errors import InputError, OutputError
 
 ORIENTATIONS = ["LPS", "RAS", "LAI", "PIR"]
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from LiverLVTLib import metrics as M
+from LiverLVTLib.evaluation import metrics as M
 
 
 def box(shape, lo, hi):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from LiverLVTLib import io
-from LiverLVTLib.labels import CHANNELS
-from LiverLVTLib.metrics import class_mask, dice
-from LiverLVTLib.model import default_model_dir, load_card, sha256_file
+from LiverLVTLib.core import io
+from LiverLVTLib.core.labels import CHANNELS
+from LiverLVTLib.evaluation.metrics import class_mask, dice
+from LiverLVTLib.segmentation.model import default_model_dir, load_card, sha256_file
 from conftest import case_entry
 
 HELD_OUT_CASE = "ircadb-1.1"
@@ -92,7 +92,7 @@ def test_held_out_case_reaches_the_stated_dice(card, shared_data, manifest):
     stated = stated_dice(card.card.get("metrics") or {}, HELD_OUT_CASE)
     if "liver" not in stated:
         pytest.fail(f"model.json 'metrics' states no Dice for {HELD_OUT_CASE}")
-    from LiverLVTLib.segment import segment_ct
+    from LiverLVTLib.segmentation.pipeline import segment_ct
 
     entry = case_entry(manifest, HELD_OUT_CASE)
     ct = io.read_ct(shared_data / entry["ct"])

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from LiverLVTLib.io import same_grid
-from LiverLVTLib.phantom import (Lesion, Vessel, beside_vessel, default_vessels, make_phantom,
+from LiverLVTLib.core.io import same_grid
+from LiverLVTLib.synthetic.phantom import (Lesion, Vessel, beside_vessel, default_vessels, make_phantom,
                                  make_small_phantom)
 
 

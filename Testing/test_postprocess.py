@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from LiverLVTLib.labels import LIVER, TUMOR, VESSEL
-from LiverLVTLib.postprocess import clean_labels, exclusive_labels, main_organ, vessel_like_tumors
+from LiverLVTLib.core.labels import LIVER, TUMOR, VESSEL
+from LiverLVTLib.segmentation.postprocess import clean_labels, exclusive_labels, main_organ, vessel_like_tumors
 
 SPACING = (2.0, 1.0, 1.0)  # anisotropic z, y, x (mm)
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from LiverLVTLib import io
-from LiverLVTLib.demo import liver_dice
-from LiverLVTLib.model import default_model_dir, load_card
-from LiverLVTLib.segment import segment_ct
+from LiverLVTLib.core import io
+from LiverLVTLib.app.demo import liver_dice
+from LiverLVTLib.segmentation.model import default_model_dir, load_card
+from LiverLVTLib.segmentation.pipeline import segment_ct
 from conftest import case_entry
 
 
@@ -31,7 +31,7 @@ def test_shipped_model_folder_is_complete():
 
 @pytest.fixture(scope="module")
 def phantom():
-    from LiverLVTLib.phantom import make_phantom
+    from LiverLVTLib.synthetic.phantom import make_phantom
 
     return make_phantom(seed=0)
 

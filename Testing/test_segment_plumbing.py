@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from LiverLVTLib import io
-from LiverLVTLib.cli import main
-from LiverLVTLib.errors import Cancelled, ModelError
-from LiverLVTLib.model import load_card
-from LiverLVTLib.progress import CancelToken
-from LiverLVTLib.segment import segment_ct
+from LiverLVTLib.core import io
+from LiverLVTLib.cli.main import main
+from LiverLVTLib.core.errors import Cancelled, ModelError
+from LiverLVTLib.segmentation.model import load_card
+from LiverLVTLib.core.progress import CancelToken
+from LiverLVTLib.segmentation.pipeline import segment_ct
 from test_io import ct_like
 
 
@@ -128,8 +128,8 @@ def test_gpu_out_of_memory_falls_back_to_smaller_batches_then_cpu(monkeypatch, c
     memory' (the real torch error type), so the CPU retry is the one that answers."""
     import torch
 
-    from LiverLVTLib import inference
-    from LiverLVTLib.model import Stage
+    from LiverLVTLib.segmentation import inference
+    from LiverLVTLib.segmentation.model import Stage
 
     attempts = []
 
@@ -156,8 +156,8 @@ def test_gpu_out_of_memory_falls_back_to_smaller_batches_then_cpu(monkeypatch, c
 def test_cuda_without_gpu_is_a_clear_error(monkeypatch):
     import torch
 
-    from LiverLVTLib.errors import InputError
-    from LiverLVTLib.inference import select_device
+    from LiverLVTLib.core.errors import InputError
+    from LiverLVTLib.segmentation.inference import select_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(InputError, match="no CUDA GPU"):

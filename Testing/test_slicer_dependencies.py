@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from LiverLVTLib.dependencies import DependencyError, ensure, plan
+from LiverLVTLib.app.dependencies import DependencyError, ensure, plan
 
 
 def _importable(missing):

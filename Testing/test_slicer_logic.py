@@ -13,25 +13,25 @@ import SimpleITK as sitk
 slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not "
                              "installed: the MRML Logic tests need Slicer's MRML libraries")
 
-from LiverLVTLib import mrml_convert as mc  # noqa: E402
-from LiverLVTLib import slicer_selftest as checks  # noqa: E402
-from LiverLVTLib.errors import Cancelled  # noqa: E402
-from LiverLVTLib.progress import CancelToken  # noqa: E402
-from LiverLVTLib.slicer_app import create_headless_slicer  # noqa: E402
-from LiverLVTLib.background_job import check_device  # noqa: E402
-from LiverLVTLib.slicer_logic import (SEGMENTS, LiverLVTLogic,  # noqa: E402
+from LiverLVTLib.mrml import convert as mc  # noqa: E402
+from LiverLVTLib.app import selftest as checks  # noqa: E402
+from LiverLVTLib.core.errors import Cancelled  # noqa: E402
+from LiverLVTLib.core.progress import CancelToken  # noqa: E402
+from LiverLVTLib.mrml.headless import create_headless_slicer  # noqa: E402
+from LiverLVTLib.app.background_job import check_device  # noqa: E402
+from LiverLVTLib.mrml.logic import (SEGMENTS, LiverLVTLogic,  # noqa: E402
                                       staging_summary)
 
 
 def _analyzer():
     """The real analysis stage (no stand-in)."""
-    from LiverLVTLib.analyze import analyze_case
+    from LiverLVTLib.analysis.measure import analyze_case
     return analyze_case
 
 
 @pytest.fixture(scope="module")
 def phantom():
-    from LiverLVTLib.phantom import make_small_phantom
+    from LiverLVTLib.synthetic.phantom import make_small_phantom
     return make_small_phantom(seed=0)
 
 
@@ -133,7 +133,7 @@ def test_staging_follows_n_and_m(app, phantom):
     recomputed = logic.recompute(result.segmentation_node, n="N1", m="M0")
     want = _analyzer()(phantom.ct, phantom.labels, n="N1", m="M0")
     checks.check_staging(recomputed, want)
-    pytest.importorskip("LiverLVTLib.staging")
+    pytest.importorskip("LiverLVTLib.analysis.staging")
     restaged = logic.restage(result.volume_node, n="N0", m="M1")  # the N/M chooser's path
     want = _analyzer()(phantom.ct, phantom.labels, n="N0", m="M1")
     assert staging_summary(restaged) == staging_summary(want)
@@ -203,7 +203,7 @@ def test_real_ct_with_reference_labels(app, shared_data, manifest):
     """A real CT (3D-IRCADb, LPS/LAI orientations and 0.57 mm pixels) through the Logic with
     its reference labels standing in for the network."""
     from conftest import case_entry
-    from LiverLVTLib.io import read_ct, read_labels
+    from LiverLVTLib.core.io import read_ct, read_labels
 
     entry = case_entry(manifest, "ircadb-1.1")
     ct = read_ct(shared_data / entry["ct"])

@@ -11,11 +11,11 @@ import SimpleITK as sitk
 slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not "
                              "installed: scene bundle tests need Slicer's MRML libraries")
 
-from LiverLVTLib import mrml_convert as mc  # noqa: E402
-from LiverLVTLib.scene import add_scene_argument, build_scene, write_scene_bundle  # noqa: E402
-from LiverLVTLib.slicer_app import create_headless_slicer, load_scene_bundle  # noqa: E402
-from LiverLVTLib.background_job import SegmentationJob  # noqa: E402
-from LiverLVTLib.slicer_logic import LiverLVTLogic  # noqa: E402
+from LiverLVTLib.mrml import convert as mc  # noqa: E402
+from LiverLVTLib.app.scene_bundle import add_scene_argument, build_scene, write_scene_bundle  # noqa: E402
+from LiverLVTLib.mrml.headless import create_headless_slicer, load_scene_bundle  # noqa: E402
+from LiverLVTLib.app.background_job import SegmentationJob  # noqa: E402
+from LiverLVTLib.mrml.logic import LiverLVTLogic  # noqa: E402
 
 DATA_CLASSES = ("vtkMRMLScalarVolumeNode", "vtkMRMLSegmentationNode", "vtkMRMLModelNode",
                 "vtkMRMLTableNode", "vtkMRMLMarkupsLineNode", "vtkMRMLTextNode")
@@ -23,13 +23,13 @@ DATA_CLASSES = ("vtkMRMLScalarVolumeNode", "vtkMRMLSegmentationNode", "vtkMRMLMo
 
 def _analyzer():
     """The real analysis stage (no stand-in)."""
-    from LiverLVTLib.analyze import analyze_case
+    from LiverLVTLib.analysis.measure import analyze_case
     return analyze_case
 
 
 @pytest.fixture(scope="module")
 def phantom():
-    from LiverLVTLib.phantom import make_small_phantom
+    from LiverLVTLib.synthetic.phantom import make_small_phantom
     return make_small_phantom(seed=0)
 
 
@@ -92,7 +92,7 @@ def test_scene_bundle_reloads_with_the_same_nodes(phantom, tmp_path):
 
 
 def test_scene_path_must_be_mrb(phantom, tmp_path):
-    from LiverLVTLib.errors import OutputError
+    from LiverLVTLib.core.errors import OutputError
 
     with pytest.raises(OutputError, match=".mrb"):
         write_scene_bundle(phantom.ct, phantom.labels, {"lesions": []}, tmp_path / "x.zip")
@@ -109,13 +109,13 @@ def test_add_scene_argument():
 
 # ----------------------------------------------------------------------------- background
 def _write_ct(image, folder):
-    from LiverLVTLib.io import write_image
+    from LiverLVTLib.core.io import write_image
 
     return write_image(image, folder / "ct.nrrd", compress=False)
 
 
 def test_background_job_runs_the_engine_and_applies(phantom, tiny_model_dir, tmp_path):
-    pytest.importorskip("LiverLVTLib.segment")
+    pytest.importorskip("LiverLVTLib.segmentation.pipeline")
     app = create_headless_slicer()
     volume = mc.volume_node_from_image(app.scene, phantom.ct, "Phantom")
     job = SegmentationJob(_write_ct(phantom.ct, tmp_path), tmp_path / "out", device="cpu",
@@ -145,9 +145,9 @@ def test_background_job_runs_the_engine_and_applies(phantom, tiny_model_dir, tmp
 
 def test_background_cancel_kills_the_engine_and_leaves_the_scene(phantom, tiny_model_dir,
                                                                   tmp_path):
-    pytest.importorskip("LiverLVTLib.segment")
-    from LiverLVTLib.errors import Cancelled
-    from LiverLVTLib.phantom import make_phantom
+    pytest.importorskip("LiverLVTLib.segmentation.pipeline")
+    from LiverLVTLib.core.errors import Cancelled
+    from LiverLVTLib.synthetic.phantom import make_phantom
 
     app = create_headless_slicer()
     big = make_phantom(seed=1)  # large enough that the engine is still running when cancelled

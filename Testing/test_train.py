@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from LiverLVTLib.augment import PatchSampler, apply_window, random_window
-from LiverLVTLib.dataset import (HU_STORE_MAX, HU_STORE_MIN, TISSUE_CLASSES, decode_hu,
+from LiverLVTLib.training.augment import PatchSampler, apply_window, random_window
+from LiverLVTLib.training.dataset import (HU_STORE_MAX, HU_STORE_MIN, TISSUE_CLASSES, decode_hu,
                                  encode_hu, multi_hot, prepare_arrays)
-from LiverLVTLib.losses import MaskedBCEDiceLoss, deep_supervision_loss
-from LiverLVTLib.train import build_network, train_stage
+from LiverLVTLib.training.losses import MaskedBCEDiceLoss, deep_supervision_loss
+from LiverLVTLib.training.train import build_network, train_stage
 
 WINDOW = (-200.0, 300.0)
 STAGE = {"name": "test", "patch_size": [32, 32, 32], "window_hu": list(WINDOW), "batch_size": 2,
@@ -31,7 +31,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def phantom_case():
     """The small phantom as a cached training case on a 4 mm grid (about 60 x 50 x 45)."""
-    from LiverLVTLib.phantom import make_small_phantom
+    from LiverLVTLib.synthetic.phantom import make_small_phantom
 
     ph = make_small_phantom(seed=0)
     case = prepare_arrays(ph.ct, ph.labels, [4.0, 4.0, 4.0])
@@ -135,7 +135,7 @@ def test_hu_storage_round_trip_and_patch_intensities(phantom_case):
 
 
 def test_synthesis_from_tissue_classes_is_ct_like(phantom_case):
-    from LiverLVTLib.synthesis import synthesize
+    from LiverLVTLib.training.synthesis import synthesize
 
     tissue = np.full(phantom_case["labels"].shape, TISSUE_CLASSES.index("body"), np.int64)
     tissue[phantom_case["labels"] == 1] = TISSUE_CLASSES.index("liver")
@@ -210,11 +210,11 @@ def test_train_command_writes_a_usable_model_folder(tmp_path, capsys):
     checkpoints, model card with training records, and a folder ``segment`` can use."""
     import json
 
-    from LiverLVTLib import io
-    from LiverLVTLib.cli import main
-    from LiverLVTLib.model import load_card
-    from LiverLVTLib.phantom import make_small_phantom
-    from LiverLVTLib.segment import segment_ct
+    from LiverLVTLib.core import io
+    from LiverLVTLib.cli.main import main
+    from LiverLVTLib.segmentation.model import load_card
+    from LiverLVTLib.synthetic.phantom import make_small_phantom
+    from LiverLVTLib.segmentation.pipeline import segment_ct
 
     ph = make_small_phantom(seed=2)
     data = tmp_path / "data"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from LiverLVTLib.tumor_synthesis import (SIZE_CLASSES, TumorSynthesisConfig, appearance,
+from LiverLVTLib.training.tumor_synthesis import (SIZE_CLASSES, TumorSynthesisConfig, appearance,
                                          insert_tumors)
 
 SPACING = (1.25, 1.25, 1.25)
@@ -106,7 +106,7 @@ def test_no_liver_no_tumor_and_real_tumors_avoided():
 
 
 def test_sampler_inserts_tumors_only_where_tumors_are_annotated():
-    from LiverLVTLib.augment import PatchSampler
+    from LiverLVTLib.training.augment import PatchSampler
 
     hu, target = liver_patch(n=48, with_vessel=False)
     labels = target[0].numpy().astype(np.uint8)

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from LiverLVTLib.augment import PatchSampler
-from LiverLVTLib.dataset import load_cached
-from LiverLVTLib.losses import MaskedBCEDiceLoss
-from LiverLVTLib.train import build_network
+from LiverLVTLib.training.augment import PatchSampler
+from LiverLVTLib.training.dataset import load_cached
+from LiverLVTLib.training.losses import MaskedBCEDiceLoss
+from LiverLVTLib.training.train import build_network
 
 ROOT = Path(__file__).resolve().parent.parent
 

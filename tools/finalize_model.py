@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from LiverLVTLib.crossval import trained_cases  # noqa: E402
-from LiverLVTLib.io import write_text  # noqa: E402
-from LiverLVTLib.model import write_card  # noqa: E402
+from LiverLVTLib.evaluation.crossval import trained_cases  # noqa: E402
+from LiverLVTLib.core.io import write_text  # noqa: E402
+from LiverLVTLib.segmentation.model import write_card  # noqa: E402
 
 
 def stage_lines(card: dict) -> list:
@@ -42,7 +42,7 @@ def stage_lines(card: dict) -> list:
 
 def own_metrics(metrics: dict, fold: str) -> dict:
     """The shipped model's own held-out rows (all rows, or its fold's rows of a k-fold run)."""
-    from LiverLVTLib.evaluate import summarize_cases
+    from LiverLVTLib.evaluation.evaluate import summarize_cases
 
     ids = list(metrics["cases"])
     if metrics.get("folds"):

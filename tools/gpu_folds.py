@@ -30,7 +30,7 @@ FOLDS = [["ircadb-1.1", "radcttaceomics-0697-eqp"],
          ["radcttaceomics-1211-ap", "lits-0"],
          ["radcttaceomics-2144-eqp", "crlm-1100"]]
 
-WORKER = ("import argparse,sys; sys.path.insert(0, %r); from LiverLVTLib import train; "
+WORKER = ("import argparse,sys; sys.path.insert(0, %r); from LiverLVTLib.training import train; "
           "p=argparse.ArgumentParser(); train.add_arguments(p); sys.exit(train.run(p.parse_args(sys.argv[1:])))")
 
 
@@ -39,8 +39,8 @@ def proxy_scores(run_dir: Path, cache: Path, held_out, config) -> dict:
     import torch
     from monai.inferers import SlidingWindowInferer
 
-    from LiverLVTLib.dataset import decode_hu, multi_hot
-    from LiverLVTLib.train import build_network
+    from LiverLVTLib.training.dataset import decode_hu, multi_hot
+    from LiverLVTLib.training.train import build_network
 
     stage = [s for s in config["stages"] if s["name"] == "fine"][0]
     net = build_network(stage["network"])

@@ -1,0 +1,245 @@
+"""Reading CTs and label maps, writing outputs atomically.
+
+Images travel through the pipeline as SimpleITK images, so the physical geometry (spacing,
+origin, direction) is never lost. CT voxels are float32 Hounsfield units; label maps are uint8
+(see :mod:`LiverLVTLib.core.labels`) on the CT's own grid.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, Union
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import InputError, OutputError
+
+PathLike = Union[str, os.PathLike]
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+MIN_SPACING_MM = 0.05  # below any clinical CT (and below 0 / NaN headers)
+MAX_SPACING_MM = 10.0
+GRID_TOLERANCE = 1e-4  # relative tolerance on spacing/origin/direction when comparing grids
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in IMAGE_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix
+    return path.suffix.lower()
+
+
+def case_name(path: PathLike) -> str:
+    """A readable name for a CT path: the file name without its image suffix, prefixed with the
+    folder name when the file has a generic name (``case-7/ct.nii.gz`` -> ``case-7-ct``)."""
+    path = Path(str(path).rstrip("/"))
+    suffix = _suffix(path)
+    name = path.name[: -len(suffix)] if suffix and path.name.lower().endswith(suffix) else path.name
+    if name.lower() in ("ct", "image", "img", "volume", ""):
+        name = f"{path.resolve().parent.name}-{name or 'ct'}"
+    return name
+
+
+# ----------------------------------------------------------------------------- reading
+def read_image(path: PathLike) -> sitk.Image:
+    """Read a NIfTI / NRRD / MHA file or a DICOM series folder (largest CT series)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"'{path}' does not exist", "give the path of a CT file or DICOM folder")
+    if path.is_dir():
+        return _read_dicom_folder(path)
+    if path.stat().st_size == 0:
+        raise InputError(f"'{path}' is an empty file", "export the CT again; the file has 0 bytes")
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown reader error"
+        raise InputError(
+            f"'{path}' cannot be read as an image (corrupt or unsupported file: {first[:120]})",
+            "give a NIfTI (.nii/.nii.gz), NRRD, MHA file or a DICOM series folder",
+        ) from None
+
+
+def _series_modality(files) -> str:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(files[0])
+    try:
+        reader.ReadImageInformation()
+        return reader.GetMetaData("0008|0060").strip() if reader.HasMetaDataKey("0008|0060") else ""
+    except RuntimeError:
+        return ""
+
+
+def _read_dicom_folder(folder: Path) -> sitk.Image:
+    series = []
+    for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or ():
+        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)
+        if files and _series_modality(files).upper() in ("CT", ""):
+            series.append(files)
+    if not series:
+        raise InputError(
+            f"the folder '{folder}' holds no CT DICOM series",
+            "give the folder of an axial CT series (Modality CT) or a NIfTI/NRRD file",
+        )
+    files = max(series, key=len)  # the largest CT series: the volume a radiologist would read
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    try:
+        return reader.Execute()
+    except RuntimeError:
+        raise InputError(f"the DICOM series in '{folder}' cannot be read (corrupt files?)",
+                         "re-export the series from PACS") from None
+
+
+def check_geometry(image: sitk.Image, what: str = "image") -> None:
+    """Refuse images that are not 3-D volumes with plausible spacing."""
+    if image.GetDimension() != 3:
+        raise InputError(f"the {what} is {image.GetDimension()}-D, not a 3-D volume",
+                         "give a 3-D CT volume (a stack of axial slices)")
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"the {what} has {image.GetNumberOfComponentsPerPixel()} components per "
+                         "voxel (colour image?), not a CT", "give a grey-level CT volume in HU")
+    size = image.GetSize()
+    if min(size) < 2:
+        raise InputError(f"the {what} has size {size}: a single slice, not a 3-D volume",
+                         "give the whole CT series, not one slice")
+    spacing = np.asarray(image.GetSpacing(), float)
+    if not np.all(np.isfinite(spacing)) or np.any(spacing < MIN_SPACING_MM) or np.any(spacing > MAX_SPACING_MM):
+        raise InputError(f"the {what} has an implausible voxel spacing {tuple(spacing.round(4))} mm",
+                         f"fix the header: CT spacing must lie in [{MIN_SPACING_MM:g}, {MAX_SPACING_MM:g}] mm")
+
+
+def check_ct_values(array: np.ndarray, pixel_id: int) -> None:
+    """Refuse volumes whose voxel values cannot be Hounsfield units of an abdominal CT."""
+    if pixel_id in (sitk.sitkUInt8, sitk.sitkInt8):
+        raise InputError("the volume has 8-bit voxels (a photo/PNG stack or a mask?), not CT "
+                         "Hounsfield units", "give the original CT series (16-bit, in HU)")
+    if not np.all(np.isfinite(array)):
+        raise InputError(f"the CT holds {int(np.size(array) - np.isfinite(array).sum())} NaN/Inf "
+                         "voxels", "re-export the CT; every voxel must be a finite HU value")
+    low, high = np.percentile(array[:: max(1, array.size // 2_000_000)], [1, 99])
+    # An abdominal CT always holds fat (-100 HU) or air (-1000 HU) and soft tissue (> 0 HU);
+    # MR, PET or un-rescaled CT (raw 0..4095 without RescaleIntercept) do not. Padding outside
+    # the scan circle (-2048, -3024, -32768) is allowed: it is below air, not a modality clue.
+    if low > -50 or high < 0 or high - low < 100 or high > 30000:
+        raise InputError(
+            f"the voxel values (1st-99th percentile {low:.0f}..{high:.0f}) are not Hounsfield units "
+            "of a CT (MR, PET, or CT without its rescale intercept?)",
+            "give a CT in HU (air -1000, fat -100, liver about 60)",
+        )
+
+
+def read_ct(source: Union[PathLike, sitk.Image]) -> sitk.Image:
+    """Read (or take) a CT and return it as a validated float32 HU image."""
+    image = source if isinstance(source, sitk.Image) else read_image(source)
+    check_geometry(image, "CT")
+    pixel_id = image.GetPixelID()
+    ct = sitk.Cast(image, sitk.sitkFloat32)
+    check_ct_values(sitk.GetArrayViewFromImage(ct), pixel_id)
+    return ct
+
+
+def same_grid(a: sitk.Image, b: sitk.Image, tol: float = GRID_TOLERANCE) -> bool:
+    """True when both images share size, spacing, origin and direction."""
+    if a.GetSize() != b.GetSize():
+        return False
+    scale = max(1.0, float(np.max(np.abs(a.GetOrigin()))))
+    return (np.allclose(a.GetSpacing(), b.GetSpacing(), rtol=tol, atol=tol)
+            and np.allclose(a.GetOrigin(), b.GetOrigin(), rtol=0, atol=tol * scale)
+            and np.allclose(a.GetDirection(), b.GetDirection(), rtol=0, atol=tol))
+
+
+def describe_grid(image: sitk.Image) -> str:
+    fmt = lambda v: "(" + ", ".join(f"{x:.4g}" for x in v) + ")"  # noqa: E731
+    return (f"size {image.GetSize()}, spacing {fmt(image.GetSpacing())}, origin "
+            f"{fmt(image.GetOrigin())}, direction {fmt(image.GetDirection())}")
+
+
+def require_same_grid(labels: sitk.Image, ct: sitk.Image) -> None:
+    if not same_grid(labels, ct):
+        raise InputError(
+            "the label map does not lie on the CT's grid (labels: " + describe_grid(labels)
+            + "; CT: " + describe_grid(ct) + ")",
+            "give labels made on this CT (LiverLVT never resamples labels silently)",
+        )
+
+
+def as_labels(image: sitk.Image, reference: sitk.Image | None = None) -> sitk.Image:
+    """Validate a label map (values 0..3, integral) and return it as uint8."""
+    check_geometry(image, "label map")
+    array = sitk.GetArrayViewFromImage(image)
+    values = np.unique(array)
+    bad = [v for v in values.tolist() if v not in (0, 1, 2, 3)]
+    if bad:
+        raise InputError(f"the label map holds values {bad[:8]} outside 0-3",
+                         "use 0 background, 1 liver, 2 hepatic vessel, 3 tumor")
+    labels = sitk.Cast(image, sitk.sitkUInt8)
+    if reference is not None:
+        require_same_grid(labels, reference)
+    return labels
+
+
+def read_labels(path: PathLike, reference: sitk.Image | None = None) -> sitk.Image:
+    return as_labels(read_image(path), reference)
+
+
+# ----------------------------------------------------------------------------- writing
+def ensure_output_dir(path: PathLike) -> Path:
+    """Create ``path`` if needed and make sure files can be written there."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".liverlvt-write-test-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write to the output folder '{path}' ({exc.strerror or exc})",
+                          "choose a writable folder with --out") from None
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same suffix); move it into place on success.
+
+    An existing file at ``path`` is replaced in one step (``os.replace``) or left untouched when
+    the writer fails: never half-overwritten.
+    """
+    path = Path(path)
+    suffix = _suffix(path) or ".tmp"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_image(image: sitk.Image, path: PathLike, compress: bool = True) -> Path:
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(image, str(tmp), compress)
+    return Path(path)
+
+
+def write_text(text: str, path: PathLike) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_bytes(data: bytes, path: PathLike) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)

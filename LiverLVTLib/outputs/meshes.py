@@ -1,0 +1,191 @@
+"""Surface models of the labelled structures, in patient LPS millimetres, as Slicer writes them.
+
+Pipeline per structure: discrete flying edges (``vtkDiscreteFlyingEdges3D``) on the binary mask
+in index space, the image's index->LPS matrix applied to the points (VTK image data cannot be
+trusted to carry the direction through the filter), quadric decimation (volume preserving),
+windowed-sinc smoothing, consistent normals.
+
+Files follow 3D Slicer's model-file convention (``vtkMRMLModelStorageNode``): points in LPS and
+the coordinate system named in the file -- a ``SPACE`` string array in the field data of
+``.vtp`` files and ``SPACE=LPS`` in the ``.stl`` header -- so they load in place over the CT in
+Slicer, and print at true size (mm).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+from vtkmodules.util.numpy_support import numpy_to_vtk
+from vtkmodules.vtkCommonCore import vtkStringArray
+from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPolyData
+from vtkmodules.vtkCommonTransforms import vtkTransform
+from vtkmodules.vtkFiltersCore import (vtkPolyDataNormals, vtkQuadricDecimation,
+                                       vtkTriangleFilter, vtkWindowedSincPolyDataFilter)
+from vtkmodules.vtkFiltersGeneral import vtkDiscreteFlyingEdges3D, vtkTransformPolyDataFilter
+from vtkmodules.vtkFiltersCore import vtkMassProperties
+from vtkmodules.vtkIOGeometry import vtkSTLWriter
+from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter
+
+from ..core.errors import OutputError
+from ..core.io import atomic_path
+from ..core.labels import TUMOR, VESSEL
+from ..analysis.lesions import Grid, lesion_components
+
+SPACE_TAG = "SPACE"  # Slicer's coordinate-system tag (NRRD naming), value "LPS"
+COLORS = {"liver": (0.80, 0.50, 0.40), "vessels": (0.25, 0.45, 0.90), "tumors": (0.95, 0.85, 0.20),
+          "tumor": (0.95, 0.85, 0.20), "indeterminate": (0.95, 0.55, 0.10),
+          "cyst": (0.35, 0.85, 0.85)}
+
+
+def surface(mask: np.ndarray, grid: Grid, smooth_iterations: int = 20, pass_band: float = 0.01,
+            decimate: float = 0.0) -> vtkPolyData:
+    """Closed surface (LPS mm) of a boolean mask [k, j, i] on ``grid``'s voxels."""
+    mask = np.asarray(mask, bool)
+    out = vtkPolyData()
+    if not mask.any():
+        return out
+    box = ndimage.find_objects(mask.astype(np.uint8))[0]
+    pad = 2
+    lo = np.array([max(0, s.start - pad) for s in box])
+    hi = np.array([min(n, s.stop + pad) for s, n in zip(box, mask.shape)])
+    crop = np.zeros(tuple(hi - lo + 2 * pad), np.uint8)  # zero border: closed surfaces
+    crop[pad:-pad, pad:-pad, pad:-pad] = mask[tuple(slice(a, b) for a, b in zip(lo, hi))]
+    image = vtkImageData()
+    image.SetDimensions(crop.shape[2], crop.shape[1], crop.shape[0])  # i, j, k
+    image.GetPointData().SetScalars(numpy_to_vtk(crop.ravel(), deep=True))
+    fe = vtkDiscreteFlyingEdges3D()
+    fe.SetInputData(image)
+    fe.SetValue(0, 1)
+    fe.ComputeNormalsOff()
+    fe.ComputeGradientsOff()
+    fe.ComputeScalarsOff()
+    # index (i, j, k) of the padded crop -> LPS
+    shift = lo[::-1] - pad
+    matrix = np.eye(4)
+    matrix[:3, :3] = grid.matrix
+    matrix[:3, 3] = grid.origin + grid.matrix @ shift
+    transform = vtkTransform()
+    transform.SetMatrix(matrix.ravel().tolist())
+    tf = vtkTransformPolyDataFilter()
+    tf.SetTransform(transform)
+    tf.SetInputConnection(fe.GetOutputPort())
+    last = tf
+    if decimate > 0:
+        tri = vtkTriangleFilter()
+        tri.SetInputConnection(last.GetOutputPort())
+        dec = vtkQuadricDecimation()
+        dec.SetInputConnection(tri.GetOutputPort())
+        dec.SetTargetReduction(decimate)
+        dec.VolumePreservationOn()
+        last = dec
+    if smooth_iterations > 0:
+        smooth = vtkWindowedSincPolyDataFilter()
+        smooth.SetInputConnection(last.GetOutputPort())
+        smooth.SetNumberOfIterations(smooth_iterations)
+        smooth.SetPassBand(pass_band)
+        smooth.BoundarySmoothingOff()
+        smooth.FeatureEdgeSmoothingOff()
+        smooth.NonManifoldSmoothingOn()
+        smooth.NormalizeCoordinatesOn()
+        last = smooth
+    normals = vtkPolyDataNormals()
+    normals.SetInputConnection(last.GetOutputPort())
+    normals.ConsistencyOn()
+    normals.AutoOrientNormalsOn()  # outward, whatever the handedness of the index->LPS matrix
+    normals.SplittingOff()
+    normals.Update()
+    out.DeepCopy(normals.GetOutput())
+    return out
+
+
+def enclosed_volume_ml(poly: vtkPolyData) -> float:
+    if poly.GetNumberOfPoints() == 0:
+        return 0.0
+    tri = vtkTriangleFilter()
+    tri.SetInputData(poly)
+    mp = vtkMassProperties()
+    mp.SetInputConnection(tri.GetOutputPort())
+    mp.Update()
+    return mp.GetVolume() / 1000.0
+
+
+def _decimation_for(mask_voxels: int) -> float:
+    """Keep small structures intact; thin out large ones (liver: ~10^6 triangles otherwise)."""
+    if mask_voxels < 50_000:
+        return 0.0
+    if mask_voxels < 500_000:
+        return 0.5
+    return 0.75
+
+
+def build_surfaces(labels: sitk.Image, result: Optional[Dict] = None) -> List[Tuple[str, str, vtkPolyData]]:
+    """[(file stem, kind, polydata)]: liver (1 U 2 U 3), vessels (2), all lesions (3), and each
+    lesion on its own (numbered as in the analysis, kind = its classification)."""
+    lab = sitk.GetArrayViewFromImage(labels)
+    grid = Grid.of(labels)
+    out = []
+    liver = lab > 0
+    out.append(("liver", "liver", surface(liver, grid, decimate=_decimation_for(int(liver.sum())))))
+    for stem, kind, mask in (("vessels", "vessels", lab == VESSEL), ("tumors", "tumors", lab == TUMOR)):
+        if mask.any():
+            # thin vessels shrink under strong smoothing: smooth them less
+            smooth = dict(smooth_iterations=15, pass_band=0.05) if kind == "vessels" else {}
+            out.append((stem, kind, surface(mask, grid, decimate=_decimation_for(int(mask.sum())),
+                                            **smooth)))
+    cc, ids = lesion_components(lab, grid)
+    classes = {les["id"]: les["classification"] for les in (result or {}).get("lesions", [])}
+    boxes = ndimage.find_objects(cc) if ids else []
+    for order, comp in enumerate(ids, start=1):
+        box = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in boxes[comp - 1])
+        sub = np.zeros(lab.shape, bool)
+        sub[box] = cc[box] == comp
+        kind = classes.get(order, "tumor")
+        out.append((f"lesion_{order:02d}_{kind}", kind,
+                    surface(sub, grid, decimate=_decimation_for(int(sub[box].sum())))))
+    return out
+
+
+def write_vtp(poly: vtkPolyData, path) -> Path:
+    data = vtkPolyData()
+    data.ShallowCopy(poly)
+    tag = vtkStringArray()
+    tag.SetName(SPACE_TAG)
+    tag.InsertNextValue("LPS")
+    data.GetFieldData().AddArray(tag)
+    with atomic_path(path) as tmp:
+        writer = vtkXMLPolyDataWriter()
+        writer.SetInputData(data)
+        writer.SetFileName(str(tmp))
+        writer.SetDataModeToAppended()
+        writer.SetCompressorTypeToZLib()
+        if not writer.Write():
+            raise OutputError(f"cannot write the model '{path}'", "check free disk space")
+    return Path(path)
+
+
+def write_stl(poly: vtkPolyData, path) -> Path:
+    tri = vtkTriangleFilter()
+    tri.SetInputData(poly)
+    with atomic_path(path) as tmp:
+        writer = vtkSTLWriter()
+        writer.SetInputConnection(tri.GetOutputPort())
+        writer.SetFileName(str(tmp))
+        writer.SetFileTypeToBinary()
+        writer.SetHeader(f"LiverLVT surface model, mm. {SPACE_TAG}=LPS")
+        if not writer.Write():
+            raise OutputError(f"cannot write the model '{path}'", "check free disk space")
+    return Path(path)
+
+
+def write_surfaces(surfaces, folder) -> List[str]:
+    folder = Path(folder)
+    paths = []
+    for stem, _kind, poly in surfaces:
+        if poly.GetNumberOfPoints() == 0:
+            continue
+        paths.append(str(write_vtp(poly, folder / f"{stem}.vtp")))
+        paths.append(str(write_stl(poly, folder / f"{stem}.stl")))
+    return paths

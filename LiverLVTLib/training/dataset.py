@@ -1,0 +1,192 @@
+"""Training data: manifest cases -> arrays on a model stage's grid, cached as compressed npz.
+
+Every array goes through the same preprocessing as inference (:func:`preprocess.to_model_grid`:
+canonical LPS orientation, linear resampling of the CT at the stage spacing; labels follow by
+nearest neighbour on the same grid). A stage with a liver ROI (the fine stage of the cascade)
+is trained on the reference liver's bounding box grown by ``roi_margin_mm`` (inference crops to
+the coarse stage's liver box + its margin, so training sees a slightly larger context).
+
+Cached case (``<cache>/<stage>/<id>.npz``):
+    image    uint8 HU code: HU = HU_STORE_MIN + HU_STEP * code, clipped to [HU_STORE_MIN,
+             HU_STORE_MAX] (random windowing stays inside; 4 HU steps are below CT noise)
+    labels   uint8 0..3 (our convention)
+    annotated uint8[3] (liver, vessel, tumor) - 1 where the class is really annotated
+    tissue   uint8 synthesis tissue classes (label-only IRCAD maps; image is then absent)
+    spacing  float[3]
+
+Label-only IRCAD cases (``labels_only/ircadb-1.N``) have no CT: their ``multilabel`` map is
+turned into tissue classes (:data:`TISSUE_CLASSES`) from which :mod:`synthesis` draws CT-like
+images on the fly.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional
+
+import numpy as np
+
+from ..core.labels import CHANNELS, LIVER, TUMOR, VESSEL
+
+HU_STORE_MIN = -400
+HU_STORE_MAX = 600
+HU_STEP = 4
+
+
+def encode_hu(hu: np.ndarray) -> np.ndarray:
+    """HU -> uint8 storage code (4 HU steps from HU_STORE_MIN)."""
+    hu = np.clip(np.asarray(hu, np.float32), HU_STORE_MIN, HU_STORE_MAX)
+    return np.round((hu - HU_STORE_MIN) / HU_STEP).astype(np.uint8)
+
+
+def decode_hu(code) -> np.ndarray:
+    return np.asarray(code, np.float32) * HU_STEP + HU_STORE_MIN
+
+# synthesis tissue classes (index -> name); multilabel names map onto them by keyword
+TISSUE_CLASSES = ("air", "body", "bone", "liver", "vein", "artery", "tumor", "cyst", "kidney",
+                  "spleen", "lung", "bile", "organ", "metal")
+_KEYWORDS = (  # first match wins
+    ("livertumor", "tumor"), ("metastasectomie", "tumor"), ("cyst", "cyst"), ("kyste", "cyst"),
+    ("skin", "body"), ("bone", "bone"), ("liver", "liver"), ("artery", "artery"),
+    ("portalvein", "vein"), ("venacava", "vein"), ("venoussystem", "vein"), ("kidney", "kidney"),
+    ("spleen", "spleen"), ("lung", "lung"), ("gallbladder", "bile"), ("biliary", "bile"),
+    ("metal", "metal"), ("stone", "metal"))
+
+
+def tissue_of(name: str) -> str:
+    low = name.lower()
+    for key, tissue in _KEYWORDS:
+        if key in low:
+            return tissue
+    return "organ"
+
+
+def load_manifest(path) -> dict:
+    path = Path(path)
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["_root"] = str(path.resolve().parent)
+    return manifest
+
+
+def labelled_cases(manifest: dict) -> List[dict]:
+    return [c for c in manifest["cases"] if c.get("labels") and c.get("annotated")]
+
+
+def annotated_vector(entry: dict) -> np.ndarray:
+    annotated = set(entry.get("annotated") or [])
+    return np.array([name in annotated for name in CHANNELS], np.uint8)
+
+
+def multi_hot(labels: np.ndarray) -> np.ndarray:
+    """Label map 0..3 -> multi-hot [3, ...] with the hierarchy liver ⊇ vessel ∪ tumor."""
+    labels = np.asarray(labels)
+    return np.stack([labels > 0, labels == VESSEL, labels == TUMOR]).astype(np.uint8)
+
+
+def _liver_box(labels: np.ndarray, spacing_zyx, margin_mm: float):
+    from ..core.preprocess import bounding_box
+
+    margin = [int(np.ceil(margin_mm / s)) for s in spacing_zyx]
+    return bounding_box(labels >= LIVER, margin)
+
+
+def prepare_arrays(ct, labels, spacing_mm, roi_margin_mm: Optional[float] = None) -> Dict[str, np.ndarray]:
+    """CT + label sitk images -> stage-grid arrays (optionally cropped to the liver box)."""
+    import SimpleITK as sitk
+
+    from ..core.preprocess import canonical, labels_to_grid, to_model_grid
+
+    grid = to_model_grid(ct, spacing_mm)
+    lab = labels_to_grid(canonical(labels), grid) if labels is not None else None
+    image = sitk.GetArrayFromImage(grid)
+    lab_arr = sitk.GetArrayFromImage(lab) if lab is not None else None
+    spacing_zyx = tuple(reversed(grid.GetSpacing()))
+    if roi_margin_mm is not None and lab_arr is not None:
+        box = _liver_box(lab_arr, spacing_zyx, roi_margin_mm)
+        if box is not None:
+            sl = tuple(slice(lo, hi) for lo, hi in zip(*box))
+            image, lab_arr = image[sl], lab_arr[sl]
+    out = {"image": encode_hu(image),
+           "spacing": np.array(spacing_zyx, np.float32)}
+    if lab_arr is not None:
+        out["labels"] = lab_arr.astype(np.uint8)
+    return out
+
+
+def prepare_label_only(folder: Path, spacing_mm, roi_margin_mm: Optional[float] = None):
+    """Label-only IRCAD map -> tissue classes + our labels on the stage grid."""
+    import SimpleITK as sitk
+
+    from ..core.preprocess import canonical, labels_to_grid, resampled_grid
+
+    multi = canonical(sitk.ReadImage(str(folder / "multilabel.nii.gz"), sitk.sitkUInt8))
+    names = json.loads((folder / "multilabel.json").read_text())["labels"]
+    lut = np.zeros(256, np.uint8)
+    for value, name in names.items():
+        lut[int(value)] = TISSUE_CLASSES.index(tissue_of(name))
+    grid = resampled_grid(multi, spacing_mm)
+    tissue = lut[sitk.GetArrayFromImage(labels_to_grid(multi, grid))]
+    ours = canonical(sitk.ReadImage(str(folder / "labels.nii.gz"), sitk.sitkUInt8))
+    lab = sitk.GetArrayFromImage(labels_to_grid(ours, grid))
+    spacing_zyx = tuple(reversed(grid.GetSpacing()))
+    if roi_margin_mm is not None:
+        box = _liver_box(lab, spacing_zyx, roi_margin_mm)
+        if box is not None:
+            sl = tuple(slice(lo, hi) for lo, hi in zip(*box))
+            tissue, lab = tissue[sl], lab[sl]
+    return {"tissue": tissue, "labels": lab, "spacing": np.array(spacing_zyx, np.float32),
+            "annotated": np.ones(3, np.uint8)}
+
+
+def build_cache(manifest: dict, cache: Path, stages: Iterable[dict], synth: bool = True,
+                log=print) -> Path:
+    """Write ``cache/<stage>/<id>.npz`` for every labelled case (and label-only map)."""
+    from ..core.io import read_ct, read_labels
+
+    root = Path(manifest["_root"])
+    cache = Path(cache)
+    for stage in stages:
+        folder = cache / stage["name"]
+        folder.mkdir(parents=True, exist_ok=True)
+        margin = stage.get("train_roi_margin_mm") if stage.get("roi") else None
+        spacing = stage["spacing_mm"]
+        for entry in labelled_cases(manifest):
+            target = folder / f"{entry['id']}.npz"
+            if target.is_file():
+                continue
+            ct = read_ct(root / entry["ct"])
+            labels = read_labels(root / entry["labels"], ct)
+            arrays = prepare_arrays(ct, labels, spacing, margin)
+            arrays["annotated"] = annotated_vector(entry)
+            np.savez_compressed(target, **arrays)
+            log(f"cached {stage['name']}/{entry['id']} {arrays['image'].shape}")
+        only = root / "labels_only"
+        if synth and only.is_dir():
+            for sub in sorted(p for p in only.iterdir() if (p / "multilabel.nii.gz").is_file()):
+                target = folder / f"synth-{sub.name}.npz"
+                if target.is_file():
+                    continue
+                arrays = prepare_label_only(sub, spacing, margin)
+                np.savez_compressed(target, **arrays)
+                log(f"cached {stage['name']}/synth-{sub.name} {arrays['tissue'].shape}")
+    return cache
+
+
+def load_cached(folder: Path, include: Optional[Iterable[str]] = None,
+                exclude: Iterable[str] = (), synth: bool = True) -> List[dict]:
+    """Read the cached cases of one stage (ids in ``include`` if given, minus ``exclude``)."""
+    include = set(include) if include is not None else None
+    exclude = set(exclude)
+    cases = []
+    for path in sorted(Path(folder).glob("*.npz")):
+        cid = path.stem
+        is_synth = cid.startswith("synth-")
+        if is_synth and not synth:
+            continue
+        if not is_synth and ((include is not None and cid not in include) or cid in exclude):
+            continue
+        with np.load(path) as data:
+            case = {k: data[k] for k in data.files}
+        case["id"] = cid
+        cases.append(case)
+    return cases
