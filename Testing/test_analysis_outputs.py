@@ -9,9 +9,9 @@ from vtkmodules.vtkIOGeometry import vtkSTLReader
 from vtkmodules.vtkIOXML import vtkXMLPolyDataReader
 
 from LiverLVTLib import cli
+from LiverLVTLib.analysis.lesions import Grid
 from LiverLVTLib.analysis.measure import analyze_case, write_analysis
 from LiverLVTLib.core.errors import InputError
-from LiverLVTLib.analysis.lesions import Grid
 from LiverLVTLib.outputs.meshes import enclosed_volume_ml, surface
 from LiverLVTLib.synthetic.phantom import Lesion, Vessel, beside_vessel, make_phantom
 

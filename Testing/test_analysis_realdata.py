@@ -2,11 +2,10 @@
 import time
 
 import pytest
+from conftest import case_entry
 
 from LiverLVTLib.analysis.measure import analyze_case
 from LiverLVTLib.core.io import read_ct, read_labels
-
-from conftest import case_entry
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 

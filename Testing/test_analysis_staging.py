@@ -3,8 +3,8 @@ phantoms with known answers, plus the rule logic on hand-made lesion lists."""
 import pytest
 
 from LiverLVTLib.analysis.measure import analyze_case
-from LiverLVTLib.synthetic.phantom import Lesion, Vessel, beside_vessel, make_phantom
 from LiverLVTLib.analysis.staging import ajcc8, paper_stage
+from LiverLVTLib.synthetic.phantom import Lesion, Vessel, beside_vessel, make_phantom
 
 GRID = dict(spacing=(0.9, 0.9, 2.0), orientation="RAI", noise_hu=8.0,
             fov_mm=(170.0, 170.0, 130.0), center_mm=(-70.0, 0.0, 25.0))

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from LiverLVTLib.core import io
 from LiverLVTLib.cli.main import main
-from LiverLVTLib.evaluation.crossval import assign_folds, trained_cases
+from LiverLVTLib.core import io
 from LiverLVTLib.core.errors import InputError
+from LiverLVTLib.evaluation.crossval import assign_folds, trained_cases
 from LiverLVTLib.segmentation.model import write_card
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from LiverLVTLib.core import io
 from LiverLVTLib.cli.main import main
+from LiverLVTLib.core import io
 
 SPACING_XYZ = (1.5, 1.5, 2.0)  # voxel 4.5 uL
 VOXEL_ML = 1.5 * 1.5 * 2.0 / 1000

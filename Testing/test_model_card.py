@@ -8,12 +8,12 @@ from typing import Any, Dict, Optional
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import case_entry
 
 from LiverLVTLib.core import io
 from LiverLVTLib.core.labels import CHANNELS
 from LiverLVTLib.evaluation.metrics import class_mask, dice
 from LiverLVTLib.segmentation.model import default_model_dir, load_card, sha256_file
-from conftest import case_entry
 
 HELD_OUT_CASE = "ircadb-1.1"
 TOLERANCE = 0.02

@@ -6,8 +6,14 @@ import pytest
 import SimpleITK as sitk
 
 from LiverLVTLib.core.io import same_grid
-from LiverLVTLib.synthetic.phantom import (Lesion, Vessel, beside_vessel, default_vessels, make_phantom,
-                                 make_small_phantom)
+from LiverLVTLib.synthetic.phantom import (
+    Lesion,
+    Vessel,
+    beside_vessel,
+    default_vessels,
+    make_phantom,
+    make_small_phantom,
+)
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import case_entry
 
-from LiverLVTLib.core import io
 from LiverLVTLib.app.demo import liver_dice
+from LiverLVTLib.core import io
 from LiverLVTLib.segmentation.model import default_model_dir, load_card
 from LiverLVTLib.segmentation.pipeline import segment_ct
-from conftest import case_entry
 
 
 def liver_ml(labels: sitk.Image) -> float:

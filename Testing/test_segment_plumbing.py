@@ -9,14 +9,14 @@ import sys
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
-from LiverLVTLib.core import io
-from LiverLVTLib.cli.main import main
-from LiverLVTLib.core.errors import Cancelled, ModelError
-from LiverLVTLib.segmentation.model import load_card
-from LiverLVTLib.core.progress import CancelToken
-from LiverLVTLib.segmentation.pipeline import segment_ct
 from test_io import ct_like
+
+from LiverLVTLib.cli.main import main
+from LiverLVTLib.core import io
+from LiverLVTLib.core.errors import Cancelled, ModelError
+from LiverLVTLib.core.progress import CancelToken
+from LiverLVTLib.segmentation.model import load_card
+from LiverLVTLib.segmentation.pipeline import segment_ct
 
 
 @pytest.mark.parametrize("orientation", ["LPS", "RAS", "LAI"])

@@ -13,14 +13,11 @@ import SimpleITK as sitk
 slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not "
                              "installed: the MRML Logic tests need Slicer's MRML libraries")
 
-from LiverLVTLib.mrml import convert as mc  # noqa: E402
 from LiverLVTLib.app import selftest as checks  # noqa: E402
-from LiverLVTLib.core.errors import Cancelled  # noqa: E402
-from LiverLVTLib.core.progress import CancelToken  # noqa: E402
-from LiverLVTLib.mrml.headless import create_headless_slicer  # noqa: E402
 from LiverLVTLib.app.background_job import check_device  # noqa: E402
-from LiverLVTLib.mrml.logic import (SEGMENTS, LiverLVTLogic,  # noqa: E402
-                                      staging_summary)
+from LiverLVTLib.mrml import convert as mc  # noqa: E402
+from LiverLVTLib.mrml.headless import create_headless_slicer  # noqa: E402
+from LiverLVTLib.mrml.logic import SEGMENTS, LiverLVTLogic, staging_summary  # noqa: E402
 
 
 def _analyzer():
@@ -203,6 +200,7 @@ def test_real_ct_with_reference_labels(app, shared_data, manifest):
     """A real CT (3D-IRCADb, LPS/LAI orientations and 0.57 mm pixels) through the Logic with
     its reference labels standing in for the network."""
     from conftest import case_entry
+
     from LiverLVTLib.core.io import read_ct, read_labels
 
     entry = case_entry(manifest, "ircadb-1.1")

@@ -11,10 +11,10 @@ import SimpleITK as sitk
 slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-core) is not "
                              "installed: scene bundle tests need Slicer's MRML libraries")
 
-from LiverLVTLib.mrml import convert as mc  # noqa: E402
-from LiverLVTLib.app.scene_bundle import add_scene_argument, build_scene, write_scene_bundle  # noqa: E402
-from LiverLVTLib.mrml.headless import create_headless_slicer, load_scene_bundle  # noqa: E402
 from LiverLVTLib.app.background_job import SegmentationJob  # noqa: E402
+from LiverLVTLib.app.scene_bundle import add_scene_argument, build_scene, write_scene_bundle  # noqa: E402
+from LiverLVTLib.mrml import convert as mc  # noqa: E402
+from LiverLVTLib.mrml.headless import create_headless_slicer, load_scene_bundle  # noqa: E402
 from LiverLVTLib.mrml.logic import LiverLVTLogic  # noqa: E402
 
 DATA_CLASSES = ("vtkMRMLScalarVolumeNode", "vtkMRMLSegmentationNode", "vtkMRMLModelNode",

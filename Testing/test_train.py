@@ -7,8 +7,15 @@ import pytest
 import torch
 
 from LiverLVTLib.training.augment import PatchSampler, apply_window, random_window
-from LiverLVTLib.training.dataset import (HU_STORE_MAX, HU_STORE_MIN, TISSUE_CLASSES, decode_hu,
-                                 encode_hu, multi_hot, prepare_arrays)
+from LiverLVTLib.training.dataset import (
+    HU_STORE_MAX,
+    HU_STORE_MIN,
+    TISSUE_CLASSES,
+    decode_hu,
+    encode_hu,
+    multi_hot,
+    prepare_arrays,
+)
 from LiverLVTLib.training.losses import MaskedBCEDiceLoss, deep_supervision_loss
 from LiverLVTLib.training.train import build_network, train_stage
 
@@ -210,11 +217,11 @@ def test_train_command_writes_a_usable_model_folder(tmp_path, capsys):
     checkpoints, model card with training records, and a folder ``segment`` can use."""
     import json
 
-    from LiverLVTLib.core import io
     from LiverLVTLib.cli.main import main
+    from LiverLVTLib.core import io
     from LiverLVTLib.segmentation.model import load_card
-    from LiverLVTLib.synthetic.phantom import make_small_phantom
     from LiverLVTLib.segmentation.pipeline import segment_ct
+    from LiverLVTLib.synthetic.phantom import make_small_phantom
 
     ph = make_small_phantom(seed=2)
     data = tmp_path / "data"

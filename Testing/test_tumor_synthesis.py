@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from LiverLVTLib.training.tumor_synthesis import (SIZE_CLASSES, TumorSynthesisConfig, appearance,
-                                         insert_tumors)
+from LiverLVTLib.training.tumor_synthesis import SIZE_CLASSES, TumorSynthesisConfig, appearance, insert_tumors
 
 SPACING = (1.25, 1.25, 1.25)
 PARENCHYMA_HU = 100.0

@@ -44,8 +44,8 @@ def run_baseline(ct: Path, device: str, windows: int) -> dict:
     import torch
     from monai.networks.nets import DynUNet
 
-    from LiverLVTLib.segmentation.inference import count_windows
     from LiverLVTLib.core.preprocess import canonical, normalize
+    from LiverLVTLib.segmentation.inference import count_windows
 
     torch.manual_seed(0)
     net = DynUNet(3, 1, 3, kernel_size=[3] * 6, strides=[1, 2, 2, 2, 2, 2],

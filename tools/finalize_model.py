@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from LiverLVTLib.evaluation.crossval import trained_cases  # noqa: E402
 from LiverLVTLib.core.io import write_text  # noqa: E402
+from LiverLVTLib.evaluation.crossval import trained_cases  # noqa: E402
 from LiverLVTLib.segmentation.model import write_card  # noqa: E402
 
 

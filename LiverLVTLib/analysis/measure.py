@@ -25,12 +25,12 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from . import cyst as cyst_mod
-from . import staging as staging_mod
 from ..core.errors import InputError
 from ..core.io import as_labels, case_name, ensure_output_dir, read_ct, read_labels, write_text
-from .lesions import Grid, expand_slices, crop_image, lesion_components, measure_lesion, to_ras
 from ..core.progress import no_progress
+from . import cyst as cyst_mod
+from . import staging as staging_mod
+from .lesions import Grid, crop_image, expand_slices, lesion_components, measure_lesion, to_ras
 from .vessel_contact import vessel_contact
 from .volumetry import volumes
 

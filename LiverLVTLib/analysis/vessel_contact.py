@@ -22,8 +22,8 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from ..core.labels import VESSEL
-from .lesions import Grid
 from ..core.preprocess import resampled_grid
+from .lesions import Grid
 
 NEAR_MM = 3.0  # "within a few mm of the contact"
 MARGIN_MM = 18.0  # crop margin around a lesion: covers vessels up to ~30 mm wide

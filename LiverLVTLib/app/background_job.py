@@ -20,7 +20,6 @@ import SimpleITK as sitk
 from ..core.errors import Cancelled, InputError, LiverLVTError
 from ..core.progress import parse_progress_line
 
-
 # ----------------------------------------------------------------------------- device check
 MIN_GPU_GIB = 4.0
 

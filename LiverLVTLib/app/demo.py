@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..synthetic.phantom import make_phantom
     from ..segmentation.pipeline import run_analysis_outputs, segment_to_folder
+    from ..synthetic.phantom import make_phantom
 
     logging.basicConfig(level=logging.INFO, format="liverlvt: %(message)s")
     out_dir = io.ensure_output_dir(args.out)

@@ -10,11 +10,10 @@ from typing import Callable, Optional
 import numpy as np
 import SimpleITK as sitk
 
-from ..mrml import convert as mc
 from ..core.errors import Cancelled
 from ..core.progress import CancelToken
-from ..mrml.logic import (SEGMENTS, TABLE_COLUMNS, LiverLVTLogic, _lookup, lesion_components,
-                           staging_summary)
+from ..mrml import convert as mc
+from ..mrml.logic import SEGMENTS, TABLE_COLUMNS, LiverLVTLogic, _lookup, lesion_components, staging_summary
 
 LINE_TOLERANCE_MM = 0.1
 
@@ -201,8 +200,8 @@ def check_cancel(scene, segmentations_logic, volume_node, labels, analyzer) -> N
 def run_phantom_scenario(scene, segmentations_logic=None, analyzer: Optional[Callable] = None,
                          log: Callable[[str], None] = print, phantom=None) -> dict:
     """Phantom -> Logic -> checks; edit round trip -> checks; cancel -> unchanged scene."""
-    from ..synthetic.phantom import make_small_phantom
     from ..mrml.logic import default_analyzer, staging_text
+    from ..synthetic.phantom import make_small_phantom
 
     analyzer = analyzer or default_analyzer
     ph = phantom or make_small_phantom(seed=0)

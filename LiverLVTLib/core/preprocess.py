@@ -74,5 +74,5 @@ def bounding_box(mask: np.ndarray, margin_vox: Sequence[int] = (0, 0, 0)):
 def crop(image: sitk.Image, lo_zyx: Sequence[int], hi_zyx: Sequence[int]) -> sitk.Image:
     """Crop an image by an array-index box [z, y, x] (keeps physical placement)."""
     lo = [int(v) for v in reversed(lo_zyx)]
-    size = [int(h - l) for l, h in zip(reversed(lo_zyx), reversed(hi_zyx))]
+    size = [int(b - a) for a, b in zip(reversed(lo_zyx), reversed(hi_zyx))]
     return sitk.RegionOfInterest(image, size, lo)

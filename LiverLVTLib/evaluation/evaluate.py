@@ -33,8 +33,15 @@ import SimpleITK as sitk
 
 from ..core import io
 from ..core.errors import InputError
-from .metrics import CLASSES, NSD_TOLERANCE_MM, class_mask, relative_difference_percent, \
-    score_labels, summarize, voxel_ml
+from .metrics import (
+    CLASSES,
+    NSD_TOLERANCE_MM,
+    class_mask,
+    relative_difference_percent,
+    score_labels,
+    summarize,
+    voxel_ml,
+)
 
 log = logging.getLogger("liverlvt")
 
@@ -312,8 +319,8 @@ def _models_for(entries: List[Dict], args):
     case. Folds (``--folds``): each case by a fold that never saw it (:mod:`LiverLVTLib.evaluation.crossval`).
     Reused predictions (``--pred-dir``): no model.
     """
-    from .crossval import assign_folds, load_folds, trained_cases
     from ..segmentation.model import load_card
+    from .crossval import assign_folds, load_folds, trained_cases
 
     if args.pred_dir:
         if args.folds:

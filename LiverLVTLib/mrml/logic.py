@@ -27,10 +27,10 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 import SimpleITK as sitk
 
-from . import convert as mc
 from ..app.background_job import SegmentationJob
 from ..core.errors import InputError, LiverLVTError
 from ..core.progress import CancelToken, checker, no_progress
+from . import convert as mc
 
 # ----------------------------------------------------------------------------- terminology
 # SNOMED-CT codes as SlicerTotalSegmentator tags liver, liver_vessels and liver_tumor

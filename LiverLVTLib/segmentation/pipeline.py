@@ -18,10 +18,10 @@ import SimpleITK as sitk
 
 from ..core import io
 from ..core.errors import InputError
-from .model import ModelCard, load_card
-from .postprocess import clean_labels, exclusive_labels, largest_component, vessel_like_tumors
 from ..core.preprocess import canonical, crop, labels_to_grid, to_model_grid
 from ..core.progress import CancelToken, ProgressFn, checker, no_progress
+from .model import ModelCard, load_card
+from .postprocess import clean_labels, exclusive_labels, largest_component, vessel_like_tumors
 
 log = logging.getLogger("liverlvt")
 

@@ -141,11 +141,11 @@ class PatchSampler:
         lo = [max(0, min(int(v), n)) for v, n in zip(lo, shape)]
         hi = [max(0, min(int(v), n)) for v, n in zip(hi, shape)]
         channels = volume.shape[1]
-        if any(h - l < 1 for l, h in zip(lo, hi)):  # the patch lies wholly outside the volume
+        if any(b - a < 1 for a, b in zip(lo, hi)):  # the patch lies wholly outside the volume
             return torch.zeros((channels, *self.patch), device=self.device)
         sub = volume[:, :, lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].float()
         local = coords - torch.tensor(lo, device=self.device, dtype=torch.float32)
-        size = torch.tensor([h - l for l, h in zip(lo, hi)], device=self.device, dtype=torch.float32)
+        size = torch.tensor([b - a for a, b in zip(lo, hi)], device=self.device, dtype=torch.float32)
         norm = 2 * local / (size - 1).clamp_min(1) - 1
         grid = norm[:, [2, 1, 0]].reshape(1, *self.patch, 3)
         return F.grid_sample(sub, grid, mode=mode, padding_mode="zeros", align_corners=True)[0]

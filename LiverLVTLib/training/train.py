@@ -72,8 +72,8 @@ def _write_card(folder: Path, card: dict) -> None:
 
         write_card(folder, card)
     except ImportError:  # no SimpleITK here: same content, plain atomic write
-        from ..segmentation.model import SCHEMA, sha256_file
         from ..core.labels import CHANNELS
+        from ..segmentation.model import SCHEMA, sha256_file
 
         for stage in card["stages"]:
             stage["sha256"] = sha256_file(folder / stage["weights"])
@@ -227,10 +227,9 @@ def _card_cases(folder: Path, stage: str) -> List[str]:
 
 
 def run(args) -> int:
-    import torch
 
-    from .dataset import build_cache, labelled_cases, load_cached, load_manifest
     from ..core.errors import InputError
+    from .dataset import build_cache, labelled_cases, load_cached, load_manifest
 
     config = json.loads(Path(args.config).read_text(encoding="utf-8"))
     seed = int(args.seed if args.seed is not None else config.get("seed", 0))
