@@ -20,7 +20,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..core.io import write_text
-from ..analysis.lesions import Grid, crop_image, lesion_components, to_axial
+from ..analysis.lesions import Grid, crop_image, full_mask, lesion_masks, to_axial
 
 WINDOW_HU = (-110.0, 240.0)  # abdominal soft-tissue / liver window (W 350, L 65)
 CLASS_COLORS = {"tumor": "#e8c21b", "indeterminate": "#f08a24", "cyst": "#3cc8d0"}
@@ -292,17 +292,12 @@ def build_html(result: Dict, lesion_pngs: Dict[int, str], view_png: str, view_ho
 def write_report(result: Dict, ct: sitk.Image, labels: sitk.Image, path, surfaces=None,
                  title: str = "LiverLVT analysis") -> str:
     lab = sitk.GetArrayViewFromImage(labels)
-    cc, ids = lesion_components(lab, Grid.of(labels))
-    boxes = ndimage.find_objects(cc) if ids else []
     pngs = {}
-    for order, comp in enumerate(ids, start=1):
-        les = next((x for x in result["lesions"] if x["id"] == order), None)
-        if les is None:
-            continue
-        box = boxes[comp - 1]
-        comp_mask = np.zeros(lab.shape, bool)
-        comp_mask[box] = cc[box] == comp
-        pngs[order] = lesion_figure(les, ct, labels, comp_mask, box)
+    masks = lesion_masks(lab, result["lesions"])  # each lesion's own voxels (its record's seed)
+    for les in result["lesions"]:
+        if les["id"] in masks:
+            box, crop = masks[les["id"]]
+            pngs[les["id"]] = lesion_figure(les, ct, labels, full_mask(lab.shape, box, crop), box)
     view, how = ("", "")
     if surfaces is not None:
         view, how = render_3d(surfaces)
