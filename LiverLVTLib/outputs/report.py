@@ -237,7 +237,7 @@ def build_html(result: Dict, lesion_pngs: Dict[int, str], view_png: str, view_ho
              f"{esc(group)}</div><ul>{li(ajcc['rationale'])}</ul></div></div>",
              f"<p class='note'>Major vessel: diameter at the contact &ge; "
              f"{st['major_vessel_mm']:g} mm. Cyst rule: {esc(result['settings']['cyst_rule'])}. "
-             f"{esc(result['notes'][2])}</p>"]
+             f"{esc(paper.get('rule_note', ''))}</p>"]
     lv = result["liver"]
     parts.append(
         "<h2>Volumetry</h2><table><tr><th>Whole liver</th><th>Parenchyma</th><th>Hepatic vessels"
