@@ -22,17 +22,21 @@ from vtkmodules.util.numpy_support import numpy_to_vtk
 from vtkmodules.vtkCommonCore import vtkStringArray
 from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPolyData
 from vtkmodules.vtkCommonTransforms import vtkTransform
-from vtkmodules.vtkFiltersCore import (vtkPolyDataNormals, vtkQuadricDecimation,
-                                       vtkTriangleFilter, vtkWindowedSincPolyDataFilter)
+from vtkmodules.vtkFiltersCore import (
+    vtkMassProperties,
+    vtkPolyDataNormals,
+    vtkQuadricDecimation,
+    vtkTriangleFilter,
+    vtkWindowedSincPolyDataFilter,
+)
 from vtkmodules.vtkFiltersGeneral import vtkDiscreteFlyingEdges3D, vtkTransformPolyDataFilter
-from vtkmodules.vtkFiltersCore import vtkMassProperties
 from vtkmodules.vtkIOGeometry import vtkSTLWriter
 from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter
 
+from ..analysis.lesions import Grid, find_lesions, lesion_masks
 from ..core.errors import OutputError
 from ..core.io import atomic_path
 from ..core.labels import TUMOR, VESSEL
-from ..analysis.lesions import Grid, find_lesions, lesion_masks
 
 SPACE_TAG = "SPACE"  # Slicer's coordinate-system tag (NRRD naming), value "LPS"
 COLORS = {"liver": (0.80, 0.50, 0.40), "vessels": (0.25, 0.45, 0.90), "tumors": (0.95, 0.85, 0.20),
