@@ -1,0 +1,136 @@
+"""Hepatic vessels from a multiscale Hessian vesselness prior inside the liver.
+
+Vessel definition (as the labels of 3D-IRCADb and of this project): portal vein and hepatic
+(venous) veins *inside the liver*, contrast-enhanced, brighter than the parenchyma.
+
+Frangi et al. (MICCAI 1998) vesselness, multiscale: the CT (HU clipped to [-100, 300], outside
+the grown liver set to the median parenchyma HU so the liver edge is no ridge) smoothed at each
+sigma (1.25-3 mm: vessels 2.5-12 mm wide), ITK's ``ObjectnessMeasure`` (bright 1-D objects)
+scale-normalised by sigma^2, maximum over scales. A voxel is a vessel candidate where the
+response exceeds ``relative_threshold`` x the liver's 99.9th percentile response and its HU
+exceeds the parenchyma by ``min_contrast_hu``. Classical Hessian vesselness reaches vessel Dice
+0.67 on 3D-IRCADb with fuzzy connectedness (J. Healthc. Eng. 2018); MTCL (MICCAI 2021) feeds
+it to the network as a channel.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+HU_CLIP = (-100.0, 300.0)
+SIGMAS_MM = (1.25, 2.0, 3.0)
+
+
+def _hessian_eigenvalues(smooth: np.ndarray, flat: np.ndarray, spacing_zyx) -> np.ndarray:
+    """Eigenvalues (sorted by magnitude) of the Hessian of ``smooth`` at the flat indices
+    ``flat`` (central differences in mm, as ITK's objectness filter takes them)."""
+    shape, s = smooth.shape, smooth.ravel()
+    steps = [int(np.prod(shape[a + 1:])) for a in range(3)]
+    h = np.empty((flat.size, 3, 3), np.float32)
+    centre = s[flat]
+    for a in range(3):
+        h[:, a, a] = (s[flat + steps[a]] - 2 * centre + s[flat - steps[a]]) / spacing_zyx[a] ** 2
+        for b in range(a + 1, 3):
+            pp, pm = s[flat + steps[a] + steps[b]], s[flat + steps[a] - steps[b]]
+            mp, mm = s[flat - steps[a] + steps[b]], s[flat - steps[a] - steps[b]]
+            h[:, a, b] = h[:, b, a] = (pp - pm - mp + mm) / (4 * spacing_zyx[a] * spacing_zyx[b])
+    values = np.linalg.eigvalsh(h)
+    order = np.argsort(np.abs(values), axis=1)
+    return np.take_along_axis(values, order, axis=1)
+
+
+def _frangi_tube(values: np.ndarray, alpha=0.5, beta=0.5, gamma=5.0) -> np.ndarray:
+    """Frangi's vesselness of bright tubes from magnitude-sorted eigenvalues (l1, l2, l3), scaled
+    by |l3| (ITK's scaleObjectnessMeasure)."""
+    l1, l2, l3 = np.abs(values[:, 0]), np.abs(values[:, 1]), np.abs(values[:, 2])
+    bright = (values[:, 1] < 0) & (values[:, 2] < 0)
+    ra = l2 / np.maximum(l3, 1e-6)
+    rb = l1 / np.sqrt(np.maximum(l2 * l3, 1e-12))
+    strength = np.sqrt(l1 ** 2 + l2 ** 2 + l3 ** 2)
+    v = ((1 - np.exp(-ra ** 2 / (2 * alpha ** 2))) * np.exp(-rb ** 2 / (2 * beta ** 2))
+         * (1 - np.exp(-strength ** 2 / (2 * gamma ** 2))) * l3)
+    return np.where(bright, v, 0.0).astype(np.float32)
+
+
+def vesselness(hu: np.ndarray, liver: np.ndarray, spacing_zyx: Sequence[float],
+               sigmas_mm: Sequence[float] = SIGMAS_MM, where: np.ndarray = None) -> np.ndarray:
+    """Multiscale Frangi response (float32, same shape; 0 outside ``where``, default the liver)
+    of bright tubes in ``hu``; ``spacing_zyx`` in mm (array axis order). One Gaussian smoothing
+    per scale over the box; Hessians only at the voxels asked for."""
+    liver = np.asarray(liver, bool)
+    where = liver if where is None else np.asarray(where, bool)
+    parenchyma = float(np.median(hu[liver])) if liver.any() else 60.0
+    grown = ndimage.binary_dilation(liver, iterations=2)
+    x = np.where(grown, np.clip(hu, *HU_CLIP), parenchyma).astype(np.float32)
+    x = np.pad(x, 1, mode="edge")  # central differences reach one voxel out
+    inner = np.zeros(x.shape, bool)
+    inner[1:-1, 1:-1, 1:-1] = where
+    flat = np.flatnonzero(inner)
+    spacing = np.asarray(spacing_zyx, float)
+    best = np.zeros(flat.size, np.float32)
+    for sigma in sigmas_mm:
+        smooth = ndimage.gaussian_filter(x, sigma / spacing, truncate=3.0)
+        np.maximum(best, _frangi_tube(_hessian_eigenvalues(smooth, flat, spacing)) * np.float32(sigma ** 2),
+                   out=best)
+    response = np.zeros(x.shape, np.float32)
+    response.ravel()[flat] = best
+    return response[1:-1, 1:-1, 1:-1]
+
+
+def tube_score(hu: np.ndarray, liver: np.ndarray, spacing_zyx: Sequence[float],
+               min_contrast_hu: float = 30.0, sigmas_mm: Sequence[float] = SIGMAS_MM) -> np.ndarray:
+    """Vesselness of the enhancing liver voxels (HU above the parenchyma by ``min_contrast_hu``)
+    divided by its 99.9th percentile there (so ~1 on the main veins, whatever the contrast
+    phase); 0 elsewhere."""
+    liver = np.asarray(liver, bool)
+    score = np.zeros(liver.shape, np.float32)
+    if not liver.any():
+        return score
+    bright = liver & (hu > float(np.median(hu[liver])) + min_contrast_hu)
+    if not bright.any():
+        return score
+    response = vesselness(hu, liver, spacing_zyx, sigmas_mm, where=bright)
+    scale = float(np.percentile(response[bright], 99.9))
+    return response / np.float32(scale) if scale > 0 else score
+
+
+def vessel_candidates(hu: np.ndarray, liver: np.ndarray, spacing_zyx: Sequence[float],
+                      relative_threshold: float = 0.05, min_contrast_hu: float = 30.0,
+                      sigmas_mm: Sequence[float] = SIGMAS_MM) -> np.ndarray:
+    """Boolean mask of enhancing tubular voxels inside ``liver`` (see the module text)."""
+    return tube_score(hu, liver, spacing_zyx, min_contrast_hu, sigmas_mm) > relative_threshold
+
+
+def apply_vessel_prior(labels: np.ndarray, hu: np.ndarray, spacing_zyx: Sequence[float],
+                       relative_threshold: float = 0.05, min_contrast_hu: float = 30.0,
+                       tumor_tube_score: float = 0.2) -> np.ndarray:
+    """Network labels (0-3, on the grid of ``hu``) refined by the vesselness prior:
+    - a tumor component whose mean tube score reaches ``tumor_tube_score`` is an enhancing
+      portal/hepatic vein, not a tumor (the tumor channel's commonest false positive here): its
+      tubular voxels become vessel and the rest liver; a round enhancing tumor (arterial-phase
+      HCC) scores low, since Frangi's blob term suppresses it;
+    - enhancing tubular liver voxels become vessel (the network under-segments vessels).
+    Tumor voxels otherwise stay tumor (a vessel running through a tumor is not carved out)."""
+    import cc3d
+
+    from ..core.labels import LIVER, TUMOR, VESSEL
+
+    out = np.array(labels, np.uint8, copy=True)
+    score = tube_score(hu, out > 0, spacing_zyx, min_contrast_hu)
+    tubes = score > relative_threshold
+    if not tubes.any():
+        return out
+    cc, count = cc3d.connected_components(out == TUMOR, connectivity=26, return_N=True)
+    if count:
+        total = np.bincount(cc.ravel(), minlength=count + 1)
+        summed = np.bincount(cc.ravel(), weights=score.ravel(), minlength=count + 1)
+        veins = np.flatnonzero(summed >= tumor_tube_score * np.maximum(total, 1))
+        veins = veins[veins > 0]
+        if veins.size:
+            vein = np.isin(cc, veins)
+            out[vein] = LIVER
+            out[vein & tubes] = VESSEL
+    out[tubes & (out == LIVER)] = VESSEL
+    return out

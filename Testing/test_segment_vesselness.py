@@ -1,0 +1,39 @@
+"""Vesselness prior: a synthetic bright tube of known radius lights up, a bright sphere (an
+enhancing tumor) does not; a 'tumor' that is a vein goes back to the vessel tree."""
+from __future__ import annotations
+
+import numpy as np
+
+from LiverLVTLib.segmentation.vesselness import apply_vessel_prior, vesselness
+
+SPACING = (1.25, 1.25, 1.25)
+
+
+def scene(n=64):
+    rng = np.random.default_rng(0)
+    z, y, x = np.mgrid[:n, :n, :n].astype(np.float32)
+    liver = ((z - n / 2) ** 2 + (y - n / 2) ** 2 + (x - n / 2) ** 2) < (0.45 * n) ** 2
+    tube = liver & (((y - n / 2 + 10) ** 2 + (x - n / 2) ** 2) < 2.4 ** 2)       # 6 mm vein along z
+    sphere = ((z - n / 2) ** 2 + (y - n / 2 - 12) ** 2 + (x - n / 2) ** 2) < 5 ** 2  # 12.5 mm blob
+    hu = np.where(liver, 100.0, -100.0) + rng.normal(0, 6, liver.shape)
+    hu[tube] = 200.0
+    hu[sphere] = 180.0
+    return hu.astype(np.float32), liver, tube, sphere
+
+
+def test_tube_lights_up_and_a_sphere_does_not():
+    hu, liver, tube, sphere = scene()
+    response = vesselness(hu, liver, SPACING)
+    assert response[tube].mean() > 3 * max(response[sphere].mean(), 1e-6)
+    assert np.median(response[tube]) > np.percentile(response[liver & ~tube & ~sphere], 99)
+
+
+def test_vein_called_tumor_goes_back_to_the_vessel_tree_but_the_blob_stays_tumor():
+    hu, liver, tube, sphere = scene()
+    labels = np.where(liver, 1, 0).astype(np.uint8)
+    labels[tube] = 3      # the network called the vein a tumor
+    labels[sphere] = 3    # and the enhancing blob a tumor
+    out = apply_vessel_prior(labels, hu, SPACING)
+    assert (out[tube] == 2).mean() > 0.8, "the vein is vessel again"
+    assert (out[sphere] == 3).mean() > 0.95, "a round enhancing tumor is not a vessel"
+    assert np.all(out[~liver] == 0)
