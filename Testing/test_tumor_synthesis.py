@@ -122,3 +122,15 @@ def test_sampler_inserts_tumors_only_where_tumors_are_annotated():
                            tumor_synthesis=cfg)
     _, t, _ = sampler.sample(4)
     assert sampler.inserted == 0 and t[:, 2].sum() == 0
+
+
+def test_cysts_are_water_dense_homogeneous_lesions():
+    hu, target = liver_patch(with_vessel=False)
+    cfg = only("medium", max_per_patch=1, bulge_probability=0.0, cyst_probability=1.0)
+    new_hu, t, count = insert_tumors(hu, target, SPACING, "arterial", gen(4), cfg)
+    core = t[2] & ~torch.nn.functional.max_pool3d((~t[2])[None, None].float(), 5, 1, 2)[0, 0].bool()
+    assert count == 1 and core.sum() > 100
+    assert -5 < float(new_hu[core].mean()) < 25 and float(new_hu[core].std()) < 12
+    cfg = only("medium", max_per_patch=1, bulge_probability=0.0, cyst_probability=0.0)
+    _, t, _ = insert_tumors(hu, target, SPACING, "arterial", gen(4), cfg)
+    assert t[2].sum() > 100

@@ -14,6 +14,9 @@ equilibrium phases of HCC and colorectal metastases):
   major features);
 - heterogeneous, necrotic (near-fluid) and occasionally calcified cores in medium/large tumors;
 - subcapsular tumors that bulge a few mm past the liver contour;
+- simple cysts (water density 0-20 HU, homogeneous, sharp-edged, round; ACR white paper on
+  incidental liver lesions): label 3 marks any focal liver lesion, and the analysis's cyst
+  triage tells cysts from tumors, so the network must find cysts too;
 - hepatic / portal veins keep running beside and through the tumor: voxels labelled vessel, and
   enhancing voxels well above the parenchyma (unlabelled veins), keep their HU and never become
   tumor (Pixel2Cancer, MICCAI 2024, keeps vessels out of synthetic tumors) — so the tumor channel
@@ -51,6 +54,7 @@ class TumorSynthesisConfig:
     necrosis_probability: float = 0.5  # medium/large tumors
     calcification_probability: float = 0.05
     vessel_keep_hu: float = 40.0      # voxels this far above the parenchyma are kept as vessels
+    cyst_probability: float = 0.15    # simple cysts: water density, homogeneous, sharp, round
 
     @classmethod
     def from_dict(cls, data: Optional[dict]) -> "TumorSynthesisConfig":
@@ -157,10 +161,15 @@ def _one_tumor(hu, target, keep, liver_ok, centre_vox, radius_mm, spacing, phase
     hi = [min(n, int(c) + h + 1) for c, h, n in zip(centre_vox, half, hu.shape)]
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     shape = [b - a for a, b in zip(lo, hi)]
-    rho = ellipsoid_field(shape, [c - a for c, a in zip(centre_vox, lo)], radii, gen)
+    cyst = _u(gen, 0, 1) < cfg.cyst_probability
+    rho = ellipsoid_field(shape, [c - a for c, a in zip(centre_vox, lo)], radii, gen,
+                          elastic=0.08 if cyst else 0.25)
     inside = rho < 1
-    look = appearance(phase, parenchyma, gen)
     tex = noise_texture(shape, gen)
+    if cyst:
+        return _paint(hu, keep, liver_ok[box], box, inside, _u(gen, 0, 20) + _u(gen, 1, 4) * tex,
+                      _u(gen, 0.4, 0.7))
+    look = appearance(phase, parenchyma, gen)
     tumor_hu = look["mean"] + look["texture"] * tex
     large = radius_mm >= 16
     if large and _u(gen, 0, 1) < cfg.necrosis_probability:  # necrotic, near-fluid core
@@ -174,9 +183,15 @@ def _one_tumor(hu, target, keep, liver_ok, centre_vox, radius_mm, spacing, phase
     allowed = liver_ok[box]
     if _u(gen, 0, 1) < cfg.bulge_probability:  # subcapsular bulge past the liver contour
         allowed = within_voxels(liver_ok[box], [cfg.bulge_mm / s for s in spacing])
+    return _paint(hu, keep, allowed, box, inside, tumor_hu, _u(gen, 0.6, 1.5))
+
+
+def _paint(hu, keep, allowed, box, inside, lesion_hu, edge_sigma):
+    """Blend ``lesion_hu`` into ``hu`` over ``inside & allowed`` minus kept veins, with a blurred
+    edge; returns the lesion's label mask over the whole patch."""
     mask = inside & allowed & ~keep[box]
-    alpha = gaussian_blur(mask.float(), _u(gen, 0.6, 1.5)) * (~keep[box]).float()  # blurred edge
-    hu[box] = hu[box] * (1 - alpha) + tumor_hu * alpha
+    alpha = gaussian_blur(mask.float(), edge_sigma) * (~keep[box]).float()
+    hu[box] = hu[box] * (1 - alpha) + lesion_hu * alpha
     label = torch.zeros_like(keep)
     label[box] = mask
     return label
