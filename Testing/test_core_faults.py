@@ -14,7 +14,7 @@ import pytest
 import SimpleITK as sitk
 
 from LiverLVTLib.core.errors import InputError
-from LiverLVTLib.core.io import read_ct, read_labels
+from LiverLVTLib.core.io import keep_locale, read_ct, read_labels
 
 
 def ct_image(dtype=np.float32):
@@ -109,7 +109,8 @@ def _dicom_series(folder, n=8, step=2.5):
                            ("0028|0030", "0.8\\0.8"), ("0018|0050", str(step))):
             sl.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
-        writer.Execute(sl)
+        with keep_locale():
+            writer.Execute(sl)
     return folder
 
 
@@ -127,6 +128,14 @@ def test_dicom_series_with_a_broken_slice_is_refused(tmp_path):
     with pytest.raises(InputError) as info:
         read_ct(folder)
     assert "slice" in str(info.value) and "Fix:" in str(info.value)
+
+
+def test_reading_dicom_leaves_the_locale_as_it_was(tmp_path):
+    import locale
+
+    before = locale.setlocale(locale.LC_ALL, None)
+    read_ct(_dicom_series(tmp_path))
+    assert locale.setlocale(locale.LC_ALL, None) == before
 
 
 def test_api_given_a_numpy_array_or_none_says_what_it_expects():

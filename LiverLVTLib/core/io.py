@@ -70,6 +70,20 @@ def read_image(path: PathLike, what: str = "image") -> sitk.Image:
                          "DICOM series folder; re-export it if it was damaged") from None
 
 
+@contextlib.contextmanager
+def keep_locale() -> Iterator[None]:
+    """GDCM (ITK's DICOM layer) sets the C library's locale to "C"; put it back, or later text
+    decoding (subprocess output, file names) falls back to ASCII."""
+    import locale
+
+    saved = locale.setlocale(locale.LC_ALL, None)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(locale.Error):
+            locale.setlocale(locale.LC_ALL, saved)
+
+
 def _series_modality(files) -> str:
     reader = sitk.ImageFileReader()
     reader.SetFileName(files[0])
@@ -81,6 +95,11 @@ def _series_modality(files) -> str:
 
 
 def _read_dicom_folder(folder: Path) -> sitk.Image:
+    with keep_locale():
+        return _read_dicom_series(folder)
+
+
+def _read_dicom_series(folder: Path) -> sitk.Image:
     series = []
     for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or ():
         files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)
