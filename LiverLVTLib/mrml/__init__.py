@@ -1,0 +1,4 @@
+"""LiverLVT in MRML (Slicer's scene), with MRML/VTK only: ``logic.SceneLogic`` publishes a label
+map + measurements as nodes and reads edited segments back; ``terminology`` (segment codes and
+colours), ``presentation`` (lesion table, staging panel), ``convert`` (SimpleITK <-> MRML),
+``headless`` (Slicer's core on the slicer-core wheel). Nothing here runs the pipeline."""
