@@ -12,17 +12,22 @@ pass fakes and the module passes the engine's functions and a :class:`SceneLogic
     job_factory(ct_path, out_dir, device=..., model_dir=..., tta=..., python=..., work_dir=...,
                 analysis=...) -> a started-later background job (``SegmentationJob``)
     scene_logic: :class:`Publisher` (``LiverLVTLib.mrml.logic.SceneLogic``)
+
+The engine's messages are written for its command line; the errors the workflow raises to the
+module say the module's controls instead of flags (``mrml.presentation.for_slicer``).
 """
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Protocol
 
 import SimpleITK as sitk
 
-from ..core.errors import InputError
+from ..core.errors import InputError, LiverLVTError
 from ..core.progress import CancelToken, checker, no_progress
+from ..mrml.presentation import for_slicer
 
 
 # ----------------------------------------------------------------------------- seams
@@ -102,6 +107,23 @@ def engine_job_factory(ct_path, out_dir, **kwargs):
 
 
 # ----------------------------------------------------------------------------- workflow
+def in_module_words(method):
+    """Re-raise an engine error that names CLI flags in the module's words (same class)."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except LiverLVTError as error:
+            if "--" not in str(error):
+                raise
+            try:
+                reworded = type(error)(for_slicer(error.problem), for_slicer(error.fix))
+            except TypeError:  # an error class with its own constructor: keep it as it is
+                raise error from None
+            raise reworded from error
+    return wrapper
+
+
 class CaseWorkflow:
     """Apply, Recompute, restage, report and background runs for one scene."""
 
@@ -124,6 +146,7 @@ class CaseWorkflow:
         return cls(SceneLogic(scene, segmentations_logic), **seams)
 
     # ------------------------------------------------------------------ whole runs
+    @in_module_words
     def process(self, volume_node, model_dir=None, device: str = "auto", tta=None,
                 n: str = "NX", m: str = "MX", per_lesion_segments: bool = False,
                 progress=None, cancel: Optional[CancelToken] = None,
@@ -139,6 +162,7 @@ class CaseWorkflow:
                                  per_lesion_segments=per_lesion_segments, ct=ct, cancel=cancel,
                                  analysis_options=analysis_options, progress=progress)
 
+    @in_module_words
     def apply_labels(self, volume_node, labels: sitk.Image, n: str = "NX", m: str = "MX",
                      per_lesion_segments: bool = False, measurements: Optional[dict] = None,
                      ct: Optional[sitk.Image] = None, cancel: Optional[CancelToken] = None,
@@ -158,6 +182,7 @@ class CaseWorkflow:
         return self.scene_logic.publish(volume_node, labels, measurements,
                                         per_lesion_segments=per_lesion_segments, ct=ct)
 
+    @in_module_words
     def recompute(self, segmentation_node, n: str = "NX", m: str = "MX",
                   per_lesion_segments: Optional[bool] = None,
                   analysis_options: Optional[dict] = None):
@@ -171,6 +196,7 @@ class CaseWorkflow:
                                         per_lesion_segments=per_lesion_segments, ct=ct,
                                         segmentation_node=segmentation_node)
 
+    @in_module_words
     def restage(self, volume_node, n: str = "NX", m: str = "MX",
                 major_vessel_mm: Optional[float] = None) -> Dict[str, Any]:
         """New N/M: the stage from the stored lesions, without measuring again."""
@@ -182,6 +208,7 @@ class CaseWorkflow:
         self.scene_logic.set_measurements(volume_node, measurements)
         return measurements
 
+    @in_module_words
     def save_report(self, volume_node, out_dir, labels: Optional[sitk.Image] = None) -> Path:
         """The analysis's HTML report (and measurements.json, lesions.csv) for the current
         segmentation."""
@@ -196,6 +223,7 @@ class CaseWorkflow:
         return Path(out_dir) / "report.html"
 
     # ------------------------------------------------------------------ background runs
+    @in_module_words
     def start_background(self, volume_node, model_dir=None, device: str = "auto", tta=None,
                          python: Optional[str] = None,
                          analysis: Optional[Dict[str, Any]] = None):
@@ -210,6 +238,17 @@ class CaseWorkflow:
                                tta=tta, python=python, work_dir=work, analysis=analysis)
         job.start()
         return job
+
+    @in_module_words
+    def finish_background(self, job, volume_node, per_lesion_segments: bool = False):
+        """A finished job's labels (and measurements, when it analysed) -> nodes; its temporary
+        files are removed whether or not it succeeded."""
+        try:
+            labels, measurements = job.labels(), job.measurements()
+        finally:
+            job.cleanup()
+        return self.apply_labels(volume_node, labels, measurements=measurements,
+                                 per_lesion_segments=per_lesion_segments)
 
     # ------------------------------------------------------------------ helpers
     def _volume_of(self, segmentation_node):
