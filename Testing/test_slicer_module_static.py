@@ -161,6 +161,8 @@ def test_extension_cmake_lists_everything():
     for pattern in ("Resources/UI/*.ui", "Resources/Icons/*.png", "Resources/Terminology/*.json",
                     "Resources/Models/*"):
         assert pattern in text, pattern
+    # the one dependency list travels with the extension, beside LiverLVT.py and LiverLVTLib/
+    assert re.search(r"MODULE_PYTHON_RESOURCES[^)]*\bpyproject\.toml\b", text)
     # every resource the module loads is matched by those globs
     assert UI.is_file() and (REPO / "Resources/Icons/LiverLVT.png").is_file()
     assert list((REPO / "Resources/Terminology").glob("*.term.json"))
