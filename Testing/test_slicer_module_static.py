@@ -173,3 +173,90 @@ def test_icon_is_a_128_png():
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (128, 128)
+
+
+# ----------------------------------------------------------------------------- module logic
+def test_module_logic_holds_the_engine_as_attributes_without_forwarding(tree):
+    logic = _class(tree, "LiverLVTLogic")
+    methods = {n.name for n in logic.body if isinstance(n, ast.FunctionDef)}
+    assert "__getattr__" not in methods and "__getattribute__" not in methods
+    assigned = {t.attr for n in ast.walk(logic) if isinstance(n, ast.Assign) for t in n.targets
+                if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"}
+    assert {"sceneLogic", "workflow"} <= assigned
+    source = ast.unparse(logic)
+    assert "SceneLogic(" in source and "CaseWorkflow(" in source
+
+
+def test_engine_class_names_differ_from_the_modules():
+    """No engine class shares a name with a class of LiverLVT.py (two LiverLVTLogic classes
+    were confusing in tracebacks and in ``slicer.util.getModuleLogic``)."""
+    module_classes = {n.name for n in ast.parse(MODULE.read_text(encoding="utf-8")).body
+                      if isinstance(n, ast.ClassDef)}
+    for path in sorted((REPO / "LiverLVTLib").rglob("*.py")):
+        engine_classes = {n.name for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                          if isinstance(n, ast.ClassDef)}
+        assert not engine_classes & module_classes, (path, engine_classes & module_classes)
+
+
+def test_widget_calls_the_logic_through_its_two_attributes(tree):
+    widget = ast.unparse(_class(tree, "LiverLVTWidget"))
+    calls = set(re.findall(r"self\.logic\.(\w+)", widget))
+    assert calls <= {"sceneLogic", "workflow", "getParameterNode"}, calls
+
+
+def test_on_reload_reloads_the_engine_before_the_widget(tree):
+    widget = _class(tree, "LiverLVTWidget")
+    method = next((n for n in widget.body if isinstance(n, ast.FunctionDef) and n.name == "onReload"),
+                  None)
+    assert method is not None, "LiverLVTWidget has no onReload"
+    calls = [ast.unparse(c.func) for c in ast.walk(method) if isinstance(c, ast.Call)]
+    assert calls.index("reloadLiverLVTLib") < calls.index("ScriptedLoadableModuleWidget.onReload")
+    helper = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "reloadLiverLVTLib")
+    assert "importlib.reload" in ast.unparse(helper)
+
+
+def test_reload_reloads_every_engine_module_lower_layers_first(tmp_path):
+    """``reloadLiverLVTLib`` run for real (in a fresh Python: reloading would swap the classes
+    under the other tests): every loaded LiverLVTLib module once, core before mrml before app,
+    a package's modules before its face, the package face last."""
+    import json
+    import subprocess
+    import sys
+
+    helpers = [n for n in ast.parse(MODULE.read_text(encoding="utf-8")).body
+               if (isinstance(n, ast.FunctionDef) and n.name == "reloadLiverLVTLib")
+               or (isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "ENGINE_LAYERS")]
+    script = "\n".join(["import importlib, json, logging, sys", f"sys.path.insert(0, {str(REPO)!r})",
+                        "import LiverLVTLib.app.workflow, LiverLVTLib.mrml.presentation",
+                        *(ast.unparse(n) for n in helpers),
+                        "loaded = sorted(n for n in sys.modules if n.startswith('LiverLVTLib'))",
+                        "print(json.dumps([loaded, reloadLiverLVTLib()]))"])
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    loaded, order = json.loads(run.stdout.strip().splitlines()[-1])
+    assert sorted(order) == loaded and len(order) == len(set(order))
+    assert order[-1] == "LiverLVTLib"
+    position = {name: i for i, name in enumerate(order)}
+    assert position["LiverLVTLib.core.errors"] < position["LiverLVTLib.mrml.presentation"]
+    assert position["LiverLVTLib.mrml.presentation"] < position["LiverLVTLib.app.workflow"]
+    assert position["LiverLVTLib.app.workflow"] < position["LiverLVTLib.app"]
+
+
+def test_user_strings_go_through_the_translation_function(tree):
+    """Texts the user reads (labels, buttons, dialogs, error titles, module texts) are ``_()``
+    calls, and ``_`` falls back to the plain text where Slicer has no translations."""
+    fallback = [n for n in tree.body if isinstance(n, ast.Try)
+                and "slicer.i18n" in ast.unparse(n) and "def _(" in ast.unparse(n)]
+    assert fallback, "no `from slicer.i18n import tr as _` with a fallback"
+    bare = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Attribute):
+            target = ast.unparse(node.targets[0])
+            if (target.endswith((".text", ".plainText", ".title", ".helpText", ".acknowledgementText"))
+                    and isinstance(node.value, (ast.Constant, ast.JoinedStr))):
+                bare.append(ast.unparse(node))
+        if isinstance(node, ast.Call) and ast.unparse(node.func).endswith(
+                ("tryWithErrorDisplay", "getExistingDirectory", "confirmOkCancelDisplay", "delayDisplay")):
+            bare += [ast.unparse(node) for a in node.args
+                     if isinstance(a, (ast.Constant, ast.JoinedStr)) and isinstance(getattr(a, "value", ""), str)]
+    assert not bare, f"user strings without _(): {bare}"
