@@ -330,8 +330,8 @@ class LiverLVTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Export failed."), waitCursor=True):
-            files = self.logic.sceneLogic.export_models(p.outputSegmentation, folder,
-                                                        p.exportFormat)
+            files = self.logic.workflow.export_models(p.outputSegmentation, folder,
+                                                      p.exportFormat)
             self.ui.statusLabel.text = _("Wrote {count} {format} files to {folder}.").format(
                 count=len(files), format=p.exportFormat, folder=folder)
 

@@ -249,3 +249,24 @@ def test_staging_panel_speaks_the_modules_controls_not_cli_flags():
         assert "Choose N and M in the staging panel" in shown
     assert for_slicer("Give --n/--m for one.") == "Choose N and M in the staging panel for one."
     assert "--" not in for_slicer("use --n N0, --m M0, --cyst-rule acr, --major-vessel-mm 5")
+
+
+def test_export_models_goes_to_the_scene_logic(tmp_path):
+    scene = FakeScene()
+    scene.export_models = Recorder([tmp_path / "Liver.stl"])
+    assert _workflow(scene).export_models("seg", tmp_path, "OBJ") == [tmp_path / "Liver.stl"]
+    assert scene.export_models.calls == [(("seg", tmp_path, "OBJ"), {})]
+
+
+def test_python_slicer_is_looked_up_once_in_slicer_home_then_path(tmp_path, monkeypatch):
+    import sys
+
+    from LiverLVTLib.app.background_job import PYTHON_SLICER, python_executable
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert python_executable() == sys.executable  # outside Slicer: this Python
+    assert python_executable(str(tmp_path)) == sys.executable  # no bin/PythonSlicer there
+    (tmp_path / "bin").mkdir()
+    launcher = tmp_path / "bin" / PYTHON_SLICER
+    launcher.write_text("")
+    assert python_executable(str(tmp_path)) == str(launcher)

@@ -72,6 +72,8 @@ class Publisher(Protocol):
 
     def labels_from_segmentation(self, segmentation_node, reference: sitk.Image) -> sitk.Image: ...
 
+    def export_models(self, segmentation_node, folder, file_format: str = "STL") -> List[Path]: ...
+
 
 # ----------------------------------------------------------------------------- the engine
 # The engine's own stages, imported when first used. These adapters are the only place where
@@ -221,6 +223,12 @@ class CaseWorkflow:
             labels = self.scene_logic.labels_from_segmentation(segmentation, ct)
         self.report_writer(measurements, ct, labels, out_dir)
         return Path(out_dir) / "report.html"
+
+    @in_module_words
+    def export_models(self, segmentation_node, folder, file_format: str = "STL") -> List[Path]:
+        """The segments' closed surfaces as STL/OBJ files in ``folder`` (what Slicer's
+        segmentation exporter writes, LPS)."""
+        return self.scene_logic.export_models(segmentation_node, folder, file_format)
 
     # ------------------------------------------------------------------ background runs
     @in_module_words
