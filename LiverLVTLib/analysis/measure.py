@@ -31,10 +31,10 @@ from ..core.progress import no_progress
 from . import cyst as cyst_mod
 from . import staging as staging_mod
 from .lesions import Grid, crop_image, expand_slices, lesion_components, measure_lesion, to_ras
+from .record import SCHEMA, Measurements  # noqa: F401  (the record's type and schema id)
 from .vessel_contact import vessel_contact
 from .volumetry import volumes
 
-SCHEMA = "liverlvt.measurements/1"
 CSV_FIELDS = ("id", "classification", "volume_ml", "longest_axial_mm", "short_axis_mm",
               "max_3d_mm", "mean_hu", "std_hu", "cyst_fit_mean_hu", "in_contact",
               "max_vessel_diameter_mm", "contact_area_mm2", "centroid_r", "centroid_a",
@@ -138,6 +138,7 @@ def analyze_case(ct: sitk.Image, labels: sitk.Image, n: str = "NX", m: str = "MX
 
     vol = volumes(lab, grid.voxel_ml, lesions)
     staging = staging_mod.stage_case(lesions, n, m, major_vessel_mm)
+    staging["paper"]["rule_note"] = staging_mod.PAPER_RULE_HELP
     direction = np.asarray(ct.GetDirection()).reshape(3, 3)
     result = {
         "schema": SCHEMA,
