@@ -188,3 +188,21 @@ def test_slicer_pydeps_installs_when_slicer_has_it():
     assert kwargs["prompt_install"] is False and kwargs["requester"] == "LiverLVT"
     assert "numpy==1.26.4" in open(kwargs["constraints"]).read()
     assert todo.packages == [r for r in todo.packages if r.startswith(("matplotlib", "contourpy"))]
+
+
+def test_the_module_starts_before_the_dependencies_are_installed():
+    """What LiverLVT.py imports when the module starts (its Logic, the installer, the job) loads
+    none of the packages the installer may still have to install: Apply installs them first."""
+    import json
+    import subprocess
+    import sys
+
+    script = ("import json, sys; sys.path.insert(0, %r); import LiverLVTLib.mrml.logic, "
+              "LiverLVTLib.app.workflow, LiverLVTLib.app.dependencies, LiverLVTLib.app.background_job, "
+              "LiverLVTLib.mrml.presentation, LiverLVTLib.segmentation.model; "
+              "print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))" % str(REPO))
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    loaded = set(json.loads(run.stdout.strip().splitlines()[-1]))
+    later = {"torch", "monai", "scipy", "cc3d", "contourpy", "matplotlib", "tqdm", "jsonschema"}
+    assert not loaded & later, sorted(loaded & later)

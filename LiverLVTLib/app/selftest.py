@@ -10,6 +10,7 @@ from typing import Callable, Optional
 import numpy as np
 import SimpleITK as sitk
 
+from ..analysis.lesions import full_mask
 from ..core.errors import Cancelled
 from ..core.progress import CancelToken
 from ..mrml import convert as mc
@@ -28,12 +29,8 @@ def _fail(message: str):
 def lesion_full_masks(labels: sitk.Image, measurements: dict) -> dict:
     """{lesion id as text: boolean [k, j, i] mask on ``labels``' grid} of the analysed lesions."""
     shape = sitk.GetArrayViewFromImage(labels).shape
-    masks = {}
-    for lesion_id, (box, crop) in SceneLogic.lesion_masks(labels, measurements).items():
-        full = np.zeros(shape, bool)
-        full[box] = crop
-        masks[str(lesion_id)] = full
-    return masks
+    return {str(lesion_id): full_mask(shape, box, crop)
+            for lesion_id, (box, crop) in SceneLogic.lesion_masks(labels, measurements).items()}
 
 
 def check_segmentation(logic: SceneLogic, result, ct: sitk.Image, labels: sitk.Image) -> None:

@@ -64,31 +64,13 @@ class LVTResult:
 
 def _lesion_masks(labels: sitk.Image, measurements: dict) -> LesionMasks:
     """Lesion id -> (box, crop mask) from each lesion record's own seed voxel: the one place the
-    scene logic (and the self-test) finds a lesion's voxels."""
-    return _interim_lesion_masks(sitk.GetArrayViewFromImage(labels),
-                                 list(measurements.get("lesions", []) or []))
+    scene logic (and the self-test) finds a lesion's voxels (the analysis's lesion identity).
+    Imported here: the analysis needs cc3d/contourpy, which Slicer may not have installed yet
+    when the module starts."""
+    from ..analysis.lesions import lesion_masks
 
-
-def _interim_lesion_masks(labels_zyx: np.ndarray, lesions: List[dict]) -> LesionMasks:
-    """Stand-in for ``analysis.lesions.lesion_masks`` (same signature): the 26-connected tumor
-    component holding each record's ``seed_ijk`` (ITK index order)."""
-    from scipy import ndimage
-
-    components, count = ndimage.label(labels_zyx == 3, structure=np.ones((3, 3, 3), bool))
-    boxes = ndimage.find_objects(components) if count else []
-    out: LesionMasks = {}
-    for lesion in lesions:
-        seed = lesion.get("seed_ijk")
-        if seed is None or len(seed) != 3:
-            continue
-        k, j, i = (int(v) for v in reversed(seed))
-        if not all(0 <= v < n for v, n in zip((k, j, i), components.shape)):
-            continue
-        component = int(components[k, j, i])
-        if component:
-            box = boxes[component - 1]
-            out[int(lesion["id"])] = (box, components[box] == component)
-    return out
+    return lesion_masks(sitk.GetArrayViewFromImage(labels),
+                        list(measurements.get("lesions", []) or []))
 
 
 class SceneLogic:
