@@ -381,29 +381,25 @@ def _slicerPydeps():
     return None
 
 
-ENGINE_LAYERS = ("core", "segmentation", "analysis", "synthetic", "outputs", "mrml", "training",
-                 "evaluation", "app", "cli")
-
-
 def reloadLiverLVTLib():
-    """``importlib.reload`` every loaded LiverLVTLib module, lower layers first (the layers of
-    pyproject's import contract) and, within a package, its modules before its ``__init__``, so
-    that each reloaded module binds the new objects of the ones below it."""
-    def order(name):
-        parts = name.split(".")
-        if len(parts) == 1:
-            return (len(ENGINE_LAYERS), 0, name)  # the package face: last
-        layer = ENGINE_LAYERS.index(parts[1]) if parts[1] in ENGINE_LAYERS else -1
-        return (layer, -len(parts), name)
-
-    names = [name for name, module in sys.modules.items() if module is not None
-             and (name == "LiverLVTLib" or name.startswith("LiverLVTLib."))
-             and not name.endswith(".__main__")]
-    names.sort(key=order)
-    for name in names:
-        importlib.reload(sys.modules[name])
-    logging.info(f"LiverLVT: reloaded {len(names)} LiverLVTLib modules")
-    return names
+    """Reload every loaded LiverLVTLib module with importlib: all are dropped from
+    ``sys.modules`` and imported again, so each one runs after the modules it imports and binds
+    their new objects (reloading one by one would leave a module holding its neighbours' old
+    classes). When an edited file fails to import, the previous modules are put back."""
+    old = {name: module for name, module in sys.modules.items() if module is not None
+           and (name == "LiverLVTLib" or name.startswith("LiverLVTLib."))
+           and not name.endswith(".__main__")}
+    for name in old:
+        del sys.modules[name]
+    try:
+        for name in sorted(old):
+            importlib.import_module(name)
+    except Exception:
+        for name, module in old.items():
+            sys.modules.setdefault(name, module)
+        raise
+    logging.info(f"LiverLVT: reloaded {len(old)} LiverLVTLib modules")
+    return sorted(old)
 
 
 # ----------------------------------------------------------------------------- self-test

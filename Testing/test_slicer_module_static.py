@@ -212,34 +212,40 @@ def test_on_reload_reloads_the_engine_before_the_widget(tree):
     calls = [ast.unparse(c.func) for c in ast.walk(method) if isinstance(c, ast.Call)]
     assert calls.index("reloadLiverLVTLib") < calls.index("ScriptedLoadableModuleWidget.onReload")
     helper = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "reloadLiverLVTLib")
-    assert "importlib.reload" in ast.unparse(helper)
+    assert "importlib.import_module" in ast.unparse(helper)
 
 
-def test_reload_reloads_every_engine_module_lower_layers_first(tmp_path):
-    """``reloadLiverLVTLib`` run for real (in a fresh Python: reloading would swap the classes
-    under the other tests): every loaded LiverLVTLib module once, core before mrml before app,
-    a package's modules before its face, the package face last."""
+_RELOAD_CHECK = """
+import importlib, json, logging, sys
+sys.path.insert(0, {repo!r})
+import LiverLVTLib.app.workflow, LiverLVTLib.mrml.logic
+before = {{n: id(m) for n, m in sys.modules.items() if n.startswith("LiverLVTLib")}}
+old_for_slicer = LiverLVTLib.mrml.presentation.for_slicer
+{helper}
+names = reloadLiverLVTLib()
+workflow, presentation = sys.modules["LiverLVTLib.app.workflow"], sys.modules["LiverLVTLib.mrml.presentation"]
+print(json.dumps({{"names": names, "before": sorted(before),
+                  "renewed": all(id(sys.modules[n]) != i for n, i in before.items()),
+                  "consistent": workflow.for_slicer is presentation.for_slicer is not old_for_slicer}}))
+"""
+
+
+def test_reload_renews_every_engine_module_consistently():
+    """``reloadLiverLVTLib`` run for real, in a fresh Python (it would swap the classes under the
+    other tests): every loaded LiverLVTLib module is a new module afterwards, and an upper
+    module holds the new objects of the lower ones."""
     import json
     import subprocess
     import sys
 
-    helpers = [n for n in ast.parse(MODULE.read_text(encoding="utf-8")).body
-               if (isinstance(n, ast.FunctionDef) and n.name == "reloadLiverLVTLib")
-               or (isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "ENGINE_LAYERS")]
-    script = "\n".join(["import importlib, json, logging, sys", f"sys.path.insert(0, {str(REPO)!r})",
-                        "import LiverLVTLib.app.workflow, LiverLVTLib.mrml.presentation",
-                        *(ast.unparse(n) for n in helpers),
-                        "loaded = sorted(n for n in sys.modules if n.startswith('LiverLVTLib'))",
-                        "print(json.dumps([loaded, reloadLiverLVTLib()]))"])
+    helper = next(n for n in ast.parse(MODULE.read_text(encoding="utf-8")).body
+                  if isinstance(n, ast.FunctionDef) and n.name == "reloadLiverLVTLib")
+    script = _RELOAD_CHECK.format(repo=str(REPO), helper=ast.unparse(helper))
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
-    loaded, order = json.loads(run.stdout.strip().splitlines()[-1])
-    assert sorted(order) == loaded and len(order) == len(set(order))
-    assert order[-1] == "LiverLVTLib"
-    position = {name: i for i, name in enumerate(order)}
-    assert position["LiverLVTLib.core.errors"] < position["LiverLVTLib.mrml.presentation"]
-    assert position["LiverLVTLib.mrml.presentation"] < position["LiverLVTLib.app.workflow"]
-    assert position["LiverLVTLib.app.workflow"] < position["LiverLVTLib.app"]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["names"] == out["before"] and "LiverLVTLib.mrml.logic" in out["names"]
+    assert out["renewed"] and out["consistent"]
 
 
 def test_user_strings_go_through_the_translation_function(tree):
