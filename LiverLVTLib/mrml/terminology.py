@@ -56,9 +56,3 @@ LESION_COLOR = (230, 200, 60)
 LONG_AXIS_COLOR = (1.0, 0.9, 0.2)  # diameter lines: longest axial, its perpendicular
 SHORT_AXIS_COLOR = (0.3, 0.9, 1.0)
 
-
-def spec_for_label(label: int) -> SegmentSpec:
-    for spec in SEGMENTS:
-        if spec.label == label:
-            return spec
-    raise KeyError(f"no LiverLVT segment for label {label}")
