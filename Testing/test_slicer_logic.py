@@ -212,3 +212,28 @@ def test_real_ct_with_reference_labels(app, shared_data, manifest):
     analysis = _analyzer()(ct, labels, n="NX", m="MX")
     checks.check_all(logic.scene_logic, result, ct, labels, analysis)
     assert result.table_node.GetNumberOfRows() == len(analysis["lesions"]) >= 1
+
+
+def test_lesion_segments_follow_each_records_own_voxel_not_its_order(app, phantom):
+    """The scene logic publishes given labels + measurements (no pipeline), and a lesion's
+    segment is the tumor component holding that record's seed voxel: reordering the records or
+    dropping one (as an edit does) keeps every segment on its own lesion."""
+    from LiverLVTLib.mrml.logic import SceneLogic
+
+    analysis = _analyzer()(phantom.ct, phantom.labels)
+    assert len(analysis["lesions"]) >= 2
+    shuffled = dict(analysis, lesions=list(reversed(analysis["lesions"]))[:-1])
+    scene_logic = SceneLogic(app.scene, app.segmentations_logic)
+    volume = mc.volume_node_from_image(app.scene, phantom.ct, "Phantom")
+    result = scene_logic.publish(volume, phantom.labels, shuffled, per_lesion_segments=True)
+    segmentation = result.segmentation_node.GetSegmentation()
+    names = {segmentation.GetSegment(s).GetName(): s
+             for s in scene_logic.lesion_segment_ids(result.segmentation_node)}
+    assert sorted(names) == sorted(f"Lesion {les['id']}" for les in shuffled["lesions"])
+    for lesion in shuffled["lesions"]:
+        mask = scene_logic.segment_array(result.segmentation_node, names[f"Lesion {lesion['id']}"],
+                                         phantom.ct)
+        i, j, k = lesion["seed_ijk"]
+        assert mask[k, j, i], f"lesion {lesion['id']}'s segment misses its own seed voxel"
+        assert abs(mask.sum() * np.prod(phantom.ct.GetSpacing()) / 1000.0 - lesion["volume_ml"]) < 1e-3 \
+            * max(1.0, lesion["volume_ml"]) + 1e-6
