@@ -133,3 +133,8 @@ def test_api_given_a_numpy_array_or_none_says_what_it_expects():
     for bad in (np.zeros((4, 4, 4)), None):
         with pytest.raises(TypeError, match="SimpleITK.Image"):
             read_ct(bad)
+
+
+def test_path_component_over_255_characters(tmp_path):
+    text = refused(tmp_path / ("x" * 300 + ".nii.gz"), read_ct, "shorter path")
+    assert len(text) < 400

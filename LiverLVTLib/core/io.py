@@ -50,7 +50,12 @@ def read_image(path: PathLike, what: str = "image") -> sitk.Image:
         raise TypeError(f"expected a file path (str or os.PathLike) or a SimpleITK.Image, got "
                         f"{type(path).__name__}")
     path = Path(path)
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError as exc:  # e.g. a path component over 255 characters
+        raise InputError(f"the {what} path cannot be used ({exc.strerror or exc}): '{str(path)[:80]}...'",
+                         "give a shorter path (each folder or file name under 255 characters)") from None
+    if not exists:
         raise InputError(f"'{path}' does not exist", "give the path of a CT file or DICOM folder")
     if path.is_dir():
         return _read_dicom_folder(path)
