@@ -1,10 +1,14 @@
 """LiverLVT: liver, hepatic vessel and liver tumor segmentation, measurement and staging in 3D Slicer.
 
 The module is thin: the widget binds the UI (Resources/UI/LiverLVT.ui) to a parameter node and
-forwards button presses to ``LiverLVTLib.mrml.logic.LiverLVTLogic``, which holds every MRML
-operation and runs the same on Slicer's core libraries outside the application (tests, the
-``liverlvt ... --scene`` command). Inference runs in a background ``PythonSlicer`` process.
+forwards button presses to the module logic, which holds two engine objects as attributes:
+``sceneLogic`` (``LiverLVTLib.mrml.logic.SceneLogic``: every MRML operation, the same on Slicer's
+core libraries outside the application, e.g. tests and ``liverlvt ... --scene``) and ``workflow``
+(``LiverLVTLib.app.workflow.CaseWorkflow``: segmentation -> analysis -> scene). Inference runs in a
+background ``PythonSlicer`` process. User-visible strings go through ``_()`` (Slicer's
+translation function).
 """
+import importlib
 import logging
 import os
 import pathlib
@@ -24,6 +28,13 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+try:
+    from slicer.i18n import tr as _
+except ImportError:  # Slicer without translations (before 5.4)
+    def _(text):
+        return text
+
+
 MODULE_DIR = os.path.dirname(os.path.abspath(__file__))
 if MODULE_DIR not in sys.path:  # LiverLVTLib is installed beside this file
     sys.path.insert(0, MODULE_DIR)
@@ -36,11 +47,11 @@ TERMINOLOGY_FILE = os.path.join(MODULE_DIR, "Resources", "Terminology",
 class LiverLVT(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "LiverLVT"
+        self.parent.title = _("LiverLVT")
         self.parent.categories = ["Segmentation"]
         self.parent.dependencies = ["Segmentations", "Markups", "Tables", "Terminologies"]
         self.parent.contributors = ["LiverLVT developers"]
-        self.parent.helpText = (
+        self.parent.helpText = _(
             "Segments the liver, the hepatic vessels and liver tumors from an abdominal CT, "
             "measures every lesion (volume, longest axial diameter and its perpendicular, "
             "maximum 3-D diameter, HU, contact with hepatic vessels), triages cysts, and stages "
@@ -52,7 +63,7 @@ class LiverLVT(ScriptedLoadableModule):
             "trained with MONAI (Cardoso et al. 2022, arXiv:2211.02701); RECIST 1.1 diameters "
             "(Eisenhauer et al. 2009); AJCC Cancer Staging Manual, 8th edition (Amin et al. "
             "2017).<br><b>Research use only: not a medical device.</b>")
-        self.parent.acknowledgementText = (
+        self.parent.acknowledgementText = _(
             "Built on 3D Slicer (Fedorov et al. 2012), MONAI, PyTorch and SimpleITK. Segment "
             "terminology follows SNOMED-CT as used by SlicerTotalSegmentator. Test data: "
             "3D-IRCADb-01 (IRCAD), The Cancer Imaging Archive collections, LiTS.")
@@ -85,24 +96,23 @@ class LiverLVTParameterNode:
 
 # ----------------------------------------------------------------------------- logic
 class LiverLVTLogic(ScriptedLoadableModuleLogic):
-    """Slicer's module logic (parameter node, ``slicer.util.getModuleLogic``); every LiverLVT
-    operation is delegated to the engine-side Logic in ``LiverLVTLib.mrml.logic``, bound to
-    the application's scene (composition: Slicer's base class calls ``super().__init__()``)."""
+    """Slicer's module logic (parameter node, ``slicer.util.getModuleLogic``) holding the
+    engine's two objects as explicit attributes, bound to the application's scene:
+    ``sceneLogic`` (MRML nodes in and out) and ``workflow`` (segmentation, analysis, staging,
+    report and background runs, publishing through ``sceneLogic``). Either may be passed in
+    (tests, other modules)."""
 
-    def __init__(self):
+    def __init__(self, sceneLogic=None, workflow=None):
         ScriptedLoadableModuleLogic.__init__(self)
-        from LiverLVTLib.mrml.logic import LiverLVTLogic as EngineLogic
+        from LiverLVTLib.app.workflow import CaseWorkflow
+        from LiverLVTLib.mrml.logic import SceneLogic
 
-        self.engine = EngineLogic(slicer.mrmlScene, slicer.modules.segmentations.logic())
+        self.sceneLogic = sceneLogic or SceneLogic(slicer.mrmlScene,
+                                                   slicer.modules.segmentations.logic())
+        self.workflow = workflow or CaseWorkflow(self.sceneLogic)
 
     def getParameterNode(self):
         return LiverLVTParameterNode(super().getParameterNode())
-
-    def __getattr__(self, name):
-        engine = self.__dict__.get("engine")
-        if engine is None:
-            raise AttributeError(name)
-        return getattr(engine, name)
 
 
 # ----------------------------------------------------------------------------- widget
@@ -146,6 +156,11 @@ class LiverLVTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         for folder in available_models():
             self.ui.modelSelector.addItem(folder.name, str(folder))
+
+    def onReload(self):
+        """Developer reload: the engine (LiverLVTLib) first, then this file and the widget."""
+        reloadLiverLVTLib()
+        ScriptedLoadableModuleWidget.onReload(self)
 
     # --------------------------------------------------------------- parameter node lifecycle
     def cleanup(self):
@@ -197,7 +212,7 @@ class LiverLVTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         hasOutput = bool(self._parameterNode and self._parameterNode.outputSegmentation)
         running = self._job is not None
         self.ui.applyButton.enabled = hasInput or running
-        self.ui.applyButton.text = "Cancel" if running else "Apply"
+        self.ui.applyButton.text = _("Cancel") if running else _("Apply")
         for button in (self.ui.recomputeButton, self.ui.exportModelsButton,
                        self.ui.saveReportButton):
             button.enabled = hasOutput and not running
@@ -211,18 +226,19 @@ class LiverLVTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onApplyButton(self):
         if self._job is not None:
             self._cancelJob()
-            self.ui.statusLabel.text = "Cancelled: the scene is unchanged."
+            self.ui.statusLabel.text = _("Cancelled: the scene is unchanged.")
             return
-        with slicer.util.tryWithErrorDisplay("LiverLVT could not start.", waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(_("LiverLVT could not start."), waitCursor=True):
             self._ensureDependencies()
-            from LiverLVTLib.app.background_job import check_device
+            from LiverLVTLib.app.background_job import check_device, python_executable
 
             device, note = check_device(self._parameterNode.device)
             p = self._parameterNode
-            self._job = self.logic.start_background(
+            self._job = self.logic.workflow.start_background(
                 p.inputVolume, model_dir=str(p.modelFolder), device=device, tta=p.tta,
-                python=_pythonSlicer(), analysis=self._analysisOptions())
-            self._startProgress(note or "Segmenting in the background...")
+                python=python_executable(slicer.app.slicerHome),
+                analysis=self._analysisOptions())
+            self._startProgress(note or _("Segmenting in the background..."))
 
     def _startProgress(self, message):
         self.ui.progressBar.visible = True
@@ -243,15 +259,10 @@ class LiverLVTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._timer.stop()
         self.ui.progressBar.visible = False
         self._updateButtons()
-        with slicer.util.tryWithErrorDisplay("LiverLVT failed.", waitCursor=True):
-            try:
-                labels, measurements = job.labels(), job.measurements()
-            finally:
-                job.cleanup()
+        with slicer.util.tryWithErrorDisplay(_("LiverLVT failed."), waitCursor=True):
             p = self._parameterNode
-            result = self.logic.apply_labels(p.inputVolume, labels, measurements=measurements,
-                                             per_lesion_segments=p.perLesionSegments)
-            self._showResult(result)
+            self._showResult(self.logic.workflow.finish_background(
+                job, p.inputVolume, per_lesion_segments=p.perLesionSegments))
 
     def _cancelJob(self):
         if self._job is not None:
@@ -264,8 +275,8 @@ class LiverLVTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # --------------------------------------------------------------- results
     def onRecomputeButton(self):
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Recompute failed.", waitCursor=True):
-            self._showResult(self.logic.recompute(
+        with slicer.util.tryWithErrorDisplay(_("Recompute failed."), waitCursor=True):
+            self._showResult(self.logic.workflow.recompute(
                 p.outputSegmentation, n=p.nCategory, m=p.mCategory,
                 per_lesion_segments=p.perLesionSegments,
                 analysis_options=self._analysisOptions(staging=False)))
@@ -277,16 +288,16 @@ class LiverLVTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         if not p or not p.outputSegmentation or self._job is not None:
             return
-        volume = self.logic.volume_of(p.outputSegmentation)
-        with slicer.util.tryWithErrorDisplay("Staging failed.", waitCursor=True):
-            self._showStaging(self.logic.restage(volume, p.nCategory, p.mCategory,
-                                                 float(p.majorVesselMm)))
+        volume = self.logic.sceneLogic.volume_of(p.outputSegmentation)
+        with slicer.util.tryWithErrorDisplay(_("Staging failed."), waitCursor=True):
+            self._showStaging(self.logic.workflow.restage(volume, p.nCategory, p.mCategory,
+                                                          float(p.majorVesselMm)))
 
     def onOutputChanged(self, node):
         if node is None:
             return
-        volume = self.logic.volume_of(node)
-        measurements = self.logic.measurements_of(volume) if volume else None
+        volume = self.logic.sceneLogic.volume_of(node)
+        measurements = self.logic.sceneLogic.measurements_of(volume) if volume else None
         if measurements:
             self._showStaging(measurements)
 
@@ -300,38 +311,38 @@ class LiverLVTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             selection = slicer.app.applicationLogic().GetSelectionNode()
             selection.SetActiveTableID(result.table_node.GetID())
             slicer.app.applicationLogic().PropagateTableSelection()
-        self.ui.statusLabel.text = f"Done: {len(result.measurements.get('lesions', []))} lesions."
+        self.ui.statusLabel.text = _("Done: {count} lesions.").format(
+            count=len(result.measurements.get("lesions", [])))
 
     def _showStaging(self, measurements):
-        from LiverLVTLib.mrml.logic import staging_summary
+        from LiverLVTLib.mrml.presentation import ajcc_line, rationale_text, staging_summary
 
         s = staging_summary(measurements)
         self.ui.paperStageLabel.text = s["paper_stage"] or "-"
-        self.ui.ajccLabel.text = (f"T {s['T'] or '-'}  N {s['N'] or '-'}  M {s['M'] or '-'}  "
-                                  f"stage group {s['stage_group'] or '-'}")
-        self.ui.liverVolumeLabel.text = f"{s['liver_volume_ml']:.0f} mL"
-        self.ui.tumorBurdenLabel.text = f"{s['tumor_burden_percent']:.1f} %"
-        self.ui.rationaleTextEdit.plainText = "\n".join(
-            ["Paper stage:"] + [f"- {r}" for r in s["paper_rationale"]]
-            + ["AJCC 8:"] + [f"- {r}" for r in s["ajcc_rationale"]])
+        self.ui.ajccLabel.text = ajcc_line(s)
+        self.ui.liverVolumeLabel.text = _("{volume:.0f} mL").format(volume=s["liver_volume_ml"])
+        self.ui.tumorBurdenLabel.text = _("{burden:.1f} %").format(burden=s["tumor_burden_percent"])
+        self.ui.rationaleTextEdit.plainText = rationale_text(measurements)
 
     def onExportModelsButton(self):
-        folder = qt.QFileDialog.getExistingDirectory(None, "Export models to folder")
+        folder = qt.QFileDialog.getExistingDirectory(None, _("Export models to folder"))
         if not folder:
             return
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Export failed.", waitCursor=True):
-            files = self.logic.export_models(p.outputSegmentation, folder, p.exportFormat)
-            self.ui.statusLabel.text = f"Wrote {len(files)} {p.exportFormat} files to {folder}."
+        with slicer.util.tryWithErrorDisplay(_("Export failed."), waitCursor=True):
+            files = self.logic.workflow.export_models(p.outputSegmentation, folder,
+                                                      p.exportFormat)
+            self.ui.statusLabel.text = _("Wrote {count} {format} files to {folder}.").format(
+                count=len(files), format=p.exportFormat, folder=folder)
 
     def onSaveReportButton(self):
-        folder = qt.QFileDialog.getExistingDirectory(None, "Save the report to folder")
+        folder = qt.QFileDialog.getExistingDirectory(None, _("Save the report to folder"))
         if not folder:
             return
-        volume = self.logic.volume_of(self._parameterNode.outputSegmentation)
-        with slicer.util.tryWithErrorDisplay("Saving the report failed.", waitCursor=True):
-            path = self.logic.save_report(volume, folder)
-            self.ui.statusLabel.text = f"Report: {path}"
+        volume = self.logic.sceneLogic.volume_of(self._parameterNode.outputSegmentation)
+        with slicer.util.tryWithErrorDisplay(_("Saving the report failed."), waitCursor=True):
+            path = self.logic.workflow.save_report(volume, folder)
+            self.ui.statusLabel.text = _("Report: {path}").format(path=path)
             qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(path)))
 
     def onModelSelected(self, index):
@@ -343,20 +354,52 @@ class LiverLVTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _ensureDependencies(self):
         from LiverLVTLib.app.dependencies import ensure
 
+        ensure(lambda text: slicer.util.confirmOkCancelDisplay(text, _("LiverLVT dependencies")),
+               slicer.util.pip_install, _pyTorchUtils(), pydeps=_slicerPydeps())
+
+
+def _pyTorchUtils():
+    """The PyTorch extension's logic (it installs the torch build that fits the computer), or
+    None when the extension is not installed."""
+    try:
+        import PyTorchUtils
+    except ImportError:
+        return None
+    return PyTorchUtils.PyTorchUtilsLogic()
+
+
+def _slicerPydeps():
+    """Slicer's package helpers (``slicer.pydeps``, Slicer 5.11+: ``load_pyproject_dependencies``
+    and ``pip_ensure``), or None on older Slicer, where ``slicer.util.pip_install`` is used."""
+    for name in ("slicer.pydeps", "slicer.packaging"):
         try:
-            import PyTorchUtils
-            torchUtils = PyTorchUtils.PyTorchUtilsLogic()
+            helpers = importlib.import_module(name)
         except ImportError:
-            torchUtils = None
-        ensure(lambda text: slicer.util.confirmOkCancelDisplay(text, "LiverLVT dependencies"),
-               slicer.util.pip_install, torchUtils)
+            continue
+        if hasattr(helpers, "pip_ensure") and hasattr(helpers, "load_pyproject_dependencies"):
+            return helpers
+    return None
 
 
-def _pythonSlicer():
-    """Slicer's own Python launcher, which runs the engine in the background process."""
-    name = "PythonSlicer.exe" if os.name == "nt" else "PythonSlicer"
-    path = os.path.join(slicer.app.slicerHome, "bin", name)
-    return path if os.path.isfile(path) else None
+def reloadLiverLVTLib():
+    """Reload every loaded LiverLVTLib module with importlib: all are dropped from
+    ``sys.modules`` and imported again, so each one runs after the modules it imports and binds
+    their new objects (reloading one by one would leave a module holding its neighbours' old
+    classes). When an edited file fails to import, the previous modules are put back."""
+    old = {name: module for name, module in sys.modules.items() if module is not None
+           and (name == "LiverLVTLib" or name.startswith("LiverLVTLib."))
+           and not name.endswith(".__main__")}
+    for name in old:
+        del sys.modules[name]
+    try:
+        for name in sorted(old):
+            importlib.import_module(name)
+    except Exception:
+        for name, module in old.items():
+            sys.modules.setdefault(name, module)
+        raise
+    logging.info(f"LiverLVT: reloaded {len(old)} LiverLVTLib modules")
+    return sorted(old)
 
 
 # ----------------------------------------------------------------------------- self-test
@@ -375,9 +418,9 @@ class LiverLVTTest(ScriptedLoadableModuleTest):
     def test_LiverLVT_phantom(self):
         from LiverLVTLib.app.selftest import run_phantom_scenario
 
-        self.delayDisplay("LiverLVT self-test on the phantom")
+        self.delayDisplay(_("LiverLVT self-test on the phantom"))
         outcome = run_phantom_scenario(slicer.mrmlScene, slicer.modules.segmentations.logic(),
                                        log=lambda text: self.delayDisplay(text, 10))
         self.assertIsNotNone(outcome["result"].table_node)
         logging.info("LiverLVT self-test passed")
-        self.delayDisplay("Test passed")
+        self.delayDisplay(_("Test passed"))

@@ -15,9 +15,11 @@ slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-c
 
 from LiverLVTLib.app import selftest as checks  # noqa: E402
 from LiverLVTLib.app.background_job import check_device  # noqa: E402
+from LiverLVTLib.app.workflow import CaseWorkflow  # noqa: E402
 from LiverLVTLib.mrml import convert as mc  # noqa: E402
 from LiverLVTLib.mrml.headless import create_headless_slicer  # noqa: E402
-from LiverLVTLib.mrml.logic import SEGMENTS, LiverLVTLogic, staging_summary  # noqa: E402
+from LiverLVTLib.mrml.presentation import staging_summary  # noqa: E402
+from LiverLVTLib.mrml.terminology import SEGMENTS  # noqa: E402
 
 
 def _analyzer():
@@ -41,8 +43,8 @@ def app():
 
 def _apply(app, image, labels, name="CT", **kwargs):
     volume = mc.volume_node_from_image(app.scene, image, name)
-    logic = LiverLVTLogic(app.scene, app.segmentations_logic,
-                          segmenter=lambda ct, **_: labels, analyzer=_analyzer())
+    logic = CaseWorkflow.for_scene(app.scene, app.segmentations_logic,
+                                   segmenter=lambda ct, **_: labels, analyzer=_analyzer())
     return logic, logic.process(volume, **kwargs)
 
 
@@ -71,7 +73,7 @@ def test_volume_node_round_trip_keeps_voxels_and_geometry(app, direction):
 def test_phantom_apply_builds_the_surgeons_nodes(app, phantom):
     logic, result = _apply(app, phantom.ct, phantom.labels, "Phantom")
     analysis = _analyzer()(phantom.ct, phantom.labels, n="NX", m="MX")
-    checks.check_all(logic, result, phantom.ct, phantom.labels, analysis)
+    checks.check_all(logic.scene_logic, result, phantom.ct, phantom.labels, analysis)
     assert result.table_node.GetName() == "LiverLVT lesions"
     assert len(result.line_nodes) >= 1
 
@@ -99,28 +101,28 @@ def test_second_apply_and_recompute_update_in_place(app, phantom):
 
 def test_per_lesion_segments(app, phantom):
     logic, result = _apply(app, phantom.ct, phantom.labels, "Phantom", per_lesion_segments=True)
-    lesion_ids = logic._lesion_segment_ids(result.segmentation_node)
+    lesion_ids = logic.scene_logic.lesion_segment_ids(result.segmentation_node)
     assert len(lesion_ids) == len(result.measurements["lesions"])
     tumor = sitk.GetArrayViewFromImage(phantom.labels) == 3
     union = np.zeros_like(tumor)
     for segment_id in lesion_ids:
-        union |= logic.segment_array(result.segmentation_node, segment_id, phantom.ct)
+        union |= logic.scene_logic.segment_array(result.segmentation_node, segment_id, phantom.ct)
     assert np.array_equal(union, tumor)
     # core segments are unchanged by the extra lesion layer
-    checks.check_segmentation(logic, result, phantom.ct, phantom.labels)
+    checks.check_segmentation(logic.scene_logic, result, phantom.ct, phantom.labels)
 
 
 def test_edit_round_trip_recompute_follows_the_segments(app, phantom):
     logic, result = _apply(app, phantom.ct, phantom.labels, "Phantom")
     n_before = len(result.measurements["lesions"])
-    lines_before = len(logic.line_nodes_of(result.volume_node))
-    edited = checks.erase_one_lesion(logic, result, phantom.ct, phantom.labels)
+    lines_before = len(logic.scene_logic.line_nodes_of(result.volume_node))
+    edited = checks.erase_one_lesion(logic.scene_logic, result, phantom.ct, phantom.labels)
     recomputed = logic.recompute(result.segmentation_node)
     want = _analyzer()(phantom.ct, edited, n="NX", m="MX")
     assert len(recomputed.measurements["lesions"]) == n_before - 1
     assert recomputed.table_node.GetNumberOfRows() == n_before - 1
-    assert len(logic.line_nodes_of(result.volume_node)) == lines_before - 2
-    checks.check_all(logic, recomputed, phantom.ct, edited, want)
+    assert len(logic.scene_logic.line_nodes_of(result.volume_node)) == lines_before - 2
+    checks.check_all(logic.scene_logic, recomputed, phantom.ct, edited, want)
     assert (staging_summary(recomputed.measurements)["tumor_burden_percent"]
             < staging_summary(result.measurements)["tumor_burden_percent"])
 
@@ -134,7 +136,7 @@ def test_staging_follows_n_and_m(app, phantom):
     restaged = logic.restage(result.volume_node, n="N0", m="M1")  # the N/M chooser's path
     want = _analyzer()(phantom.ct, phantom.labels, n="N0", m="M1")
     assert staging_summary(restaged) == staging_summary(want)
-    assert staging_summary(logic.measurements_of(result.volume_node)) == staging_summary(want)
+    assert staging_summary(logic.scene_logic.measurements_of(result.volume_node)) == staging_summary(want)
 
 
 def test_cancel_mid_run_leaves_node_count_unchanged(app, phantom):
@@ -145,8 +147,8 @@ def test_cancel_mid_run_leaves_node_count_unchanged(app, phantom):
 def test_failure_while_building_nodes_rolls_back(app, phantom):
     volume = mc.volume_node_from_image(app.scene, phantom.ct, "Phantom")
     count = app.node_count()
-    logic = LiverLVTLogic(app.scene, app.segmentations_logic,
-                          segmenter=lambda ct, **_: phantom.labels, analyzer=_analyzer())
+    logic = CaseWorkflow.for_scene(app.scene, app.segmentations_logic,
+                                   segmenter=lambda ct, **_: phantom.labels, analyzer=_analyzer())
     broken = dict(_analyzer()(phantom.ct, phantom.labels))
     broken["lesions"] = [{"id": 1, "axial_endpoints_ras": [[[0, 0, 0], [1, 1]]]}]  # bad point
     with pytest.raises(Exception):
@@ -162,7 +164,7 @@ def test_full_scenario_as_the_self_test_runs_it(app):
 def test_model_export_writes_stl_and_obj(app, phantom, tmp_path):
     logic, result = _apply(app, phantom.ct, phantom.labels, "Phantom")
     for fmt in ("STL", "OBJ"):
-        files = logic.export_models(result.segmentation_node, tmp_path / fmt, fmt)
+        files = logic.scene_logic.export_models(result.segmentation_node, tmp_path / fmt, fmt)
         assert files and all(f.stat().st_size > 0 for f in files)
         assert any(f.suffix.lower() == "." + fmt.lower() for f in files)
 
@@ -208,5 +210,30 @@ def test_real_ct_with_reference_labels(app, shared_data, manifest):
     labels = read_labels(shared_data / entry["labels"], ct)
     logic, result = _apply(app, ct, labels, "ircadb-1.1")
     analysis = _analyzer()(ct, labels, n="NX", m="MX")
-    checks.check_all(logic, result, ct, labels, analysis)
+    checks.check_all(logic.scene_logic, result, ct, labels, analysis)
     assert result.table_node.GetNumberOfRows() == len(analysis["lesions"]) >= 1
+
+
+def test_lesion_segments_follow_each_records_own_voxel_not_its_order(app, phantom):
+    """The scene logic publishes given labels + measurements (no pipeline), and a lesion's
+    segment is the tumor component holding that record's seed voxel: reordering the records or
+    dropping one (as an edit does) keeps every segment on its own lesion."""
+    from LiverLVTLib.mrml.logic import SceneLogic
+
+    analysis = _analyzer()(phantom.ct, phantom.labels)
+    assert len(analysis["lesions"]) >= 2
+    shuffled = dict(analysis, lesions=list(reversed(analysis["lesions"]))[:-1])
+    scene_logic = SceneLogic(app.scene, app.segmentations_logic)
+    volume = mc.volume_node_from_image(app.scene, phantom.ct, "Phantom")
+    result = scene_logic.publish(volume, phantom.labels, shuffled, per_lesion_segments=True)
+    segmentation = result.segmentation_node.GetSegmentation()
+    names = {segmentation.GetSegment(s).GetName(): s
+             for s in scene_logic.lesion_segment_ids(result.segmentation_node)}
+    assert sorted(names) == sorted(f"Lesion {les['id']}" for les in shuffled["lesions"])
+    for lesion in shuffled["lesions"]:
+        mask = scene_logic.segment_array(result.segmentation_node, names[f"Lesion {lesion['id']}"],
+                                         phantom.ct)
+        i, j, k = lesion["seed_ijk"]
+        assert mask[k, j, i], f"lesion {lesion['id']}'s segment misses its own seed voxel"
+        assert abs(mask.sum() * np.prod(phantom.ct.GetSpacing()) / 1000.0 - lesion["volume_ml"]) < 1e-3 \
+            * max(1.0, lesion["volume_ml"]) + 1e-6

@@ -161,6 +161,8 @@ def test_extension_cmake_lists_everything():
     for pattern in ("Resources/UI/*.ui", "Resources/Icons/*.png", "Resources/Terminology/*.json",
                     "Resources/Models/*"):
         assert pattern in text, pattern
+    # the one dependency list travels with the extension, beside LiverLVT.py and LiverLVTLib/
+    assert re.search(r"MODULE_PYTHON_RESOURCES[^)]*\bpyproject\.toml\b", text)
     # every resource the module loads is matched by those globs
     assert UI.is_file() and (REPO / "Resources/Icons/LiverLVT.png").is_file()
     assert list((REPO / "Resources/Terminology").glob("*.term.json"))
@@ -171,3 +173,96 @@ def test_icon_is_a_128_png():
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (128, 128)
+
+
+# ----------------------------------------------------------------------------- module logic
+def test_module_logic_holds_the_engine_as_attributes_without_forwarding(tree):
+    logic = _class(tree, "LiverLVTLogic")
+    methods = {n.name for n in logic.body if isinstance(n, ast.FunctionDef)}
+    assert "__getattr__" not in methods and "__getattribute__" not in methods
+    assigned = {t.attr for n in ast.walk(logic) if isinstance(n, ast.Assign) for t in n.targets
+                if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"}
+    assert {"sceneLogic", "workflow"} <= assigned
+    source = ast.unparse(logic)
+    assert "SceneLogic(" in source and "CaseWorkflow(" in source
+
+
+def test_engine_class_names_differ_from_the_modules():
+    """No engine class shares a name with a class of LiverLVT.py (two LiverLVTLogic classes
+    were confusing in tracebacks and in ``slicer.util.getModuleLogic``)."""
+    module_classes = {n.name for n in ast.parse(MODULE.read_text(encoding="utf-8")).body
+                      if isinstance(n, ast.ClassDef)}
+    for path in sorted((REPO / "LiverLVTLib").rglob("*.py")):
+        engine_classes = {n.name for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                          if isinstance(n, ast.ClassDef)}
+        assert not engine_classes & module_classes, (path, engine_classes & module_classes)
+
+
+def test_widget_calls_the_logic_through_its_two_attributes(tree):
+    widget = ast.unparse(_class(tree, "LiverLVTWidget"))
+    calls = set(re.findall(r"self\.logic\.(\w+)", widget))
+    assert calls <= {"sceneLogic", "workflow", "getParameterNode"}, calls
+
+
+def test_on_reload_reloads_the_engine_before_the_widget(tree):
+    widget = _class(tree, "LiverLVTWidget")
+    method = next((n for n in widget.body if isinstance(n, ast.FunctionDef) and n.name == "onReload"),
+                  None)
+    assert method is not None, "LiverLVTWidget has no onReload"
+    calls = [ast.unparse(c.func) for c in ast.walk(method) if isinstance(c, ast.Call)]
+    assert calls.index("reloadLiverLVTLib") < calls.index("ScriptedLoadableModuleWidget.onReload")
+    helper = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "reloadLiverLVTLib")
+    assert "importlib.import_module" in ast.unparse(helper)
+
+
+_RELOAD_CHECK = """
+import importlib, json, logging, sys
+sys.path.insert(0, {repo!r})
+import LiverLVTLib.app.workflow, LiverLVTLib.mrml.logic
+before = {{n: id(m) for n, m in sys.modules.items() if n.startswith("LiverLVTLib")}}
+old_for_slicer = LiverLVTLib.mrml.presentation.for_slicer
+{helper}
+names = reloadLiverLVTLib()
+workflow, presentation = sys.modules["LiverLVTLib.app.workflow"], sys.modules["LiverLVTLib.mrml.presentation"]
+print(json.dumps({{"names": names, "before": sorted(before),
+                  "renewed": all(id(sys.modules[n]) != i for n, i in before.items()),
+                  "consistent": workflow.for_slicer is presentation.for_slicer is not old_for_slicer}}))
+"""
+
+
+def test_reload_renews_every_engine_module_consistently():
+    """``reloadLiverLVTLib`` run for real, in a fresh Python (it would swap the classes under the
+    other tests): every loaded LiverLVTLib module is a new module afterwards, and an upper
+    module holds the new objects of the lower ones."""
+    import json
+    import subprocess
+    import sys
+
+    helper = next(n for n in ast.parse(MODULE.read_text(encoding="utf-8")).body
+                  if isinstance(n, ast.FunctionDef) and n.name == "reloadLiverLVTLib")
+    script = _RELOAD_CHECK.format(repo=str(REPO), helper=ast.unparse(helper))
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["names"] == out["before"] and "LiverLVTLib.mrml.logic" in out["names"]
+    assert out["renewed"] and out["consistent"]
+
+
+def test_user_strings_go_through_the_translation_function(tree):
+    """Texts the user reads (labels, buttons, dialogs, error titles, module texts) are ``_()``
+    calls, and ``_`` falls back to the plain text where Slicer has no translations."""
+    fallback = [n for n in tree.body if isinstance(n, ast.Try)
+                and "slicer.i18n" in ast.unparse(n) and "def _(" in ast.unparse(n)]
+    assert fallback, "no `from slicer.i18n import tr as _` with a fallback"
+    bare = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Attribute):
+            target = ast.unparse(node.targets[0])
+            if (target.endswith((".text", ".plainText", ".title", ".helpText", ".acknowledgementText"))
+                    and isinstance(node.value, (ast.Constant, ast.JoinedStr))):
+                bare.append(ast.unparse(node))
+        if isinstance(node, ast.Call) and ast.unparse(node.func).endswith(
+                ("tryWithErrorDisplay", "getExistingDirectory", "confirmOkCancelDisplay", "delayDisplay")):
+            bare += [ast.unparse(node) for a in node.args
+                     if isinstance(a, (ast.Constant, ast.JoinedStr)) and isinstance(getattr(a, "value", ""), str)]
+    assert not bare, f"user strings without _(): {bare}"

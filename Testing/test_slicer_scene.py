@@ -13,9 +13,9 @@ slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-c
 
 from LiverLVTLib.app.background_job import SegmentationJob  # noqa: E402
 from LiverLVTLib.app.scene_bundle import add_scene_argument, build_scene, write_scene_bundle  # noqa: E402
+from LiverLVTLib.app.workflow import CaseWorkflow  # noqa: E402
 from LiverLVTLib.mrml import convert as mc  # noqa: E402
 from LiverLVTLib.mrml.headless import create_headless_slicer, load_scene_bundle  # noqa: E402
-from LiverLVTLib.mrml.logic import LiverLVTLogic  # noqa: E402
 
 DATA_CLASSES = ("vtkMRMLScalarVolumeNode", "vtkMRMLSegmentationNode", "vtkMRMLModelNode",
                 "vtkMRMLTableNode", "vtkMRMLMarkupsLineNode", "vtkMRMLTextNode")
@@ -69,9 +69,9 @@ def test_scene_bundle_reloads_with_the_same_nodes(phantom, tmp_path):
     assert np.allclose(sitk.GetArrayViewFromImage(ct), sitk.GetArrayViewFromImage(phantom.ct))
     assert np.allclose(ct.GetDirection(), phantom.ct.GetDirection())
     seg = loaded[("vtkMRMLSegmentationNode", "Phantom CT LVT")]
-    logic = LiverLVTLogic(app.scene, app.segmentations_logic, analyzer=_analyzer())
-    assert logic.volume_of(seg).GetID() == volume.GetID()
-    back = logic.labels_from_segmentation(seg, ct)
+    logic = CaseWorkflow.for_scene(app.scene, app.segmentations_logic, analyzer=_analyzer())
+    assert logic.scene_logic.volume_of(seg).GetID() == volume.GetID()
+    back = logic.scene_logic.labels_from_segmentation(seg, ct)
     assert np.array_equal(sitk.GetArrayViewFromImage(back),
                           sitk.GetArrayViewFromImage(phantom.labels))
     for i in range(3):
@@ -81,7 +81,7 @@ def test_scene_bundle_reloads_with_the_same_nodes(phantom, tmp_path):
     for lesion in result["lesions"]:
         line = loaded[("vtkMRMLMarkupsLineNode", f"Lesion {lesion['id']} longest axial")]
         assert abs(line.GetLineLengthWorld() - lesion["longest_axial_mm"]) < 0.1
-    assert logic.measurements_of(volume)["lesions"][0]["id"] == result["lesions"][0]["id"]
+    assert logic.scene_logic.measurements_of(volume)["lesions"][0]["id"] == result["lesions"][0]["id"]
     # the module finds its nodes again in the reloaded scene: Recompute works on it
     again = logic.recompute(seg)
     assert again.table_node.GetID() == table.GetID()
@@ -133,7 +133,7 @@ def test_background_job_runs_the_engine_and_applies(phantom, tiny_model_dir, tmp
     labels = job.labels()
     assert labels.GetSize() == phantom.ct.GetSize()
     assert stages - {"starting"}, f"no progress line was read ({job.log})"
-    logic = LiverLVTLogic(app.scene, app.segmentations_logic, analyzer=_analyzer())
+    logic = CaseWorkflow.for_scene(app.scene, app.segmentations_logic, analyzer=_analyzer())
     if not (sitk.GetArrayViewFromImage(labels) == 1).any():  # random weights found no liver:
         return  # the analysis step then refuses the labels, which is right
     measurements = job.measurements()
@@ -153,7 +153,7 @@ def test_background_cancel_kills_the_engine_and_leaves_the_scene(phantom, tiny_m
     big = make_phantom(seed=1)  # large enough that the engine is still running when cancelled
     volume = mc.volume_node_from_image(app.scene, big.ct, "Phantom")
     count = app.node_count()
-    logic = LiverLVTLogic(app.scene, app.segmentations_logic, analyzer=_analyzer())
+    logic = CaseWorkflow.for_scene(app.scene, app.segmentations_logic, analyzer=_analyzer())
     job = logic.start_background(volume, model_dir=tiny_model_dir, device="cpu")
     deadline = time.time() + 120
     while job.poll() and job.stage == "starting":

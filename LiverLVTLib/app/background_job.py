@@ -53,10 +53,18 @@ def check_device(choice: str, torch_module=None) -> tuple:
 
 
 # ----------------------------------------------------------------------------- background job
-def python_executable() -> str:
-    """Slicer's ``PythonSlicer`` when running inside Slicer, else this Python."""
-    found = shutil.which("PythonSlicer")
-    return found or sys.executable
+PYTHON_SLICER = "PythonSlicer.exe" if os.name == "nt" else "PythonSlicer"
+
+
+def python_executable(slicer_home: Optional[str] = None) -> str:
+    """The Python that runs the engine in the background: Slicer's ``PythonSlicer`` (in
+    ``<slicer_home>/bin``, or on the PATH as inside Slicer), else this Python. The one lookup of
+    ``PythonSlicer`` (the module passes ``slicer.app.slicerHome``)."""
+    if slicer_home:
+        candidate = Path(slicer_home) / "bin" / PYTHON_SLICER
+        if candidate.is_file():
+            return str(candidate)
+    return shutil.which("PythonSlicer") or sys.executable
 
 
 class SegmentationJob:

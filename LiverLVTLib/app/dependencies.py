@@ -1,40 +1,93 @@
-"""Python dependencies inside 3D Slicer, installed the Slicer way on first use.
+"""Python dependencies inside 3D Slicer, installed the Slicer way on first use, from the one
+dependency list: ``[project].dependencies`` of ``pyproject.toml`` (shipped with the extension,
+beside ``LiverLVT.py``).
 
 * PyTorch through the PyTorch extension's ``PyTorchUtils`` (it picks the CUDA/CPU build that
   fits the computer); without the extension the user is told to install it.
-* MONAI and the rest with ``slicer.util.pip_install``, after asking, with a pip constraints
-  file pinning the numpy and SimpleITK that Slicer ships, so they are never replaced.
+* numpy, SimpleITK and VTK are Slicer's own: never installed; numpy and SimpleITK are pinned to
+  Slicer's versions in a pip constraints file so that no other package replaces them (nothing
+  LiverLVT installs depends on VTK, whose Slicer build has no pip metadata to pin).
+* The rest (MONAI, scipy, connected-components-3d, tqdm, matplotlib, contourpy, ...) after asking,
+  with Slicer's ``slicer.pydeps.pip_ensure`` when this Slicer has it (5.11+), else with
+  ``slicer.util.pip_install``.
 
-Every Slicer-specific action (asking, pip, the PyTorch extension) is passed in as a callable, so
-this module imports nothing from Slicer and its decisions are unit-tested.
+Every Slicer-specific action (asking, pip, the PyTorch extension, ``slicer.pydeps``) is passed in,
+so this module imports nothing from Slicer and its decisions are unit-tested.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from ..core.errors import LiverLVTError
 
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 MIN_TORCH = "2.0"
-# (import name, pip requirement) besides torch; versions follow pyproject.toml
-REQUIREMENTS = (
-    ("monai", "monai>=1.4,<1.7"),
-    ("scipy", "scipy>=1.10"),
-    ("cc3d", "connected-components-3d>=3.12"),
-    ("tqdm", "tqdm>=4.60"),
-)
-# packages Slicer ships and LiverLVT must never replace
-PROTECTED = ("numpy", "SimpleITK")
+TORCH = "torch"  # installed by the PyTorch extension
+PROTECTED = ("numpy", "SimpleITK")  # Slicer's own, pinned in the pip constraints file
+SLICER_PROVIDED = (*PROTECTED, "vtk")  # Slicer ships them: never pip-installed
+IMPORT_NAMES: Dict[str, str] = {"connected-components-3d": "cc3d"}  # where the names differ
 
 
 class DependencyError(LiverLVTError):
     """A dependency is missing and could not (or may not) be installed."""
 
 
+# ----------------------------------------------------------------------------- the list
+def canonical(name: str) -> str:
+    """PEP 503 name: ``SimpleITK`` -> ``simpleitk``, ``connected_components.3d`` -> ``...-3d``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def distribution_name(requirement: str) -> str:
+    """``"monai>=1.4,<1.7"`` -> ``"monai"``."""
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+    if not match:
+        raise ValueError(f"not a requirement: {requirement!r}")
+    return match.group(1)
+
+
+def import_name(distribution: str) -> str:
+    """The top-level module a distribution installs (``connected-components-3d`` -> ``cc3d``)."""
+    return IMPORT_NAMES.get(distribution, distribution.replace("-", "_"))
+
+
+def read_dependencies(path=PYPROJECT) -> List[str]:
+    """``[project].dependencies`` of a pyproject.toml (tomllib on Python 3.11+, else a small
+    parser for that one array)."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        return parse_dependencies(text)
+    return [str(r).strip() for r in tomllib.loads(text).get("project", {}).get("dependencies", [])]
+
+
+def parse_dependencies(text: str) -> List[str]:
+    """The ``dependencies = [...]`` array of the ``[project]`` table, without a TOML library
+    (one string per requirement, comments allowed)."""
+    section = re.search(r"^\[project\][ \t]*$(.*?)(?=^\[|\Z)", text, re.M | re.S)
+    body = section and re.search(r"^dependencies\s*=\s*\[(.*?)\][ \t]*(?:#.*)?$", section.group(1),
+                                 re.M | re.S)  # the "]" that ends its line closes the array
+    if not body:
+        return []
+    lines = [re.sub(r"#.*$", "", line) for line in body.group(1).splitlines()]
+    return [r.strip() for r in re.findall(r"[\"']([^\"']+)[\"']", "\n".join(lines))]
+
+
+def slicer_requirements(path=PYPROJECT) -> List[str]:
+    """What LiverLVT pip-installs inside Slicer: the dependency list without torch (the PyTorch
+    extension's) and without Slicer's own numpy, SimpleITK and VTK."""
+    skip = {canonical(name) for name in (TORCH, *SLICER_PROVIDED)}
+    return [r for r in read_dependencies(path) if canonical(distribution_name(r)) not in skip]
+
+
+# ----------------------------------------------------------------------------- the plan
 @dataclass
 class Plan:
     torch_missing: bool
@@ -58,10 +111,11 @@ def _importable(name: str) -> bool:
         return False
 
 
-def plan(importable: Callable[[str], bool] = _importable) -> Plan:
+def plan(importable: Callable[[str], bool] = _importable, path=PYPROJECT) -> Plan:
     """What is missing in this Python."""
-    return Plan(torch_missing=not importable("torch"),
-                packages=[req for name, req in REQUIREMENTS if not importable(name)])
+    return Plan(torch_missing=not importable(TORCH),
+                packages=[r for r in slicer_requirements(path)
+                          if not importable(import_name(distribution_name(r)))])
 
 
 def constraints_file(folder: Optional[Path] = None,
@@ -83,14 +137,17 @@ def _installed_version(name: str) -> Optional[str]:
         return None
 
 
-def ensure(confirm: Callable[[str], bool], pip_install: Callable[[str], None],
+# ----------------------------------------------------------------------------- installing
+def ensure(confirm: Callable[[str], bool], pip_install: Callable[[list], None],
            torch_utils=None, importable: Callable[[str], bool] = _importable,
-           version_of: Callable[[str], Optional[str]] = None) -> Plan:
+           version_of: Callable[[str], Optional[str]] = None, pydeps=None,
+           path=PYPROJECT) -> Plan:
     """Install what is missing after the user agrees. ``confirm(text) -> bool`` asks (e.g.
     ``slicer.util.confirmOkCancelDisplay``); ``pip_install(args: list)`` is
     ``slicer.util.pip_install``; ``torch_utils`` is ``PyTorchUtils.PyTorchUtilsLogic()`` or None
-    when the PyTorch extension is not installed. Returns what was (to be) installed."""
-    todo = plan(importable)
+    when the PyTorch extension is not installed; ``pydeps`` is ``slicer.pydeps`` where Slicer
+    has it (then its ``pip_ensure`` installs). Returns what was (to be) installed."""
+    todo = plan(importable, path)
     if todo.empty:
         return todo
     if todo.torch_missing and torch_utils is None:
@@ -108,5 +165,18 @@ def ensure(confirm: Callable[[str], bool], pip_install: Callable[[str], None],
                                   "install it from the PyTorch module (Utilities / PyTorch)")
     if todo.packages:
         constraints = constraints_file(version_of=version_of)
-        pip_install(list(todo.packages) + ["-c", str(constraints)])
+        if pydeps is not None:
+            _pip_ensure(pydeps, todo.packages, constraints, path)
+        else:
+            pip_install(list(todo.packages) + ["-c", str(constraints)])
     return todo
+
+
+def _pip_ensure(pydeps, packages: List[str], constraints: Path, path) -> None:
+    """Slicer's own installer on the same requirements, read by Slicer from the same file (the
+    user already agreed, so it does not ask again)."""
+    wanted = {canonical(distribution_name(r)) for r in packages}
+    requirements = [r for r in pydeps.load_pyproject_dependencies(path)
+                    if canonical(r.name) in wanted]
+    pydeps.pip_ensure(requirements, constraints=str(constraints), prompt_install=False,
+                      requester="LiverLVT")

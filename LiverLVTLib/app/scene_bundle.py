@@ -27,16 +27,17 @@ def add_scene_argument(parser) -> None:
 
 def build_scene(ct: sitk.Image, labels: sitk.Image, result: dict, ct_name: str = "CT",
                 models: bool = True):
-    """A headless application whose scene holds what the module would have made."""
+    """A headless application whose scene holds what the module would have made (published by
+    the module's own scene logic: the labels and measurements are given, nothing is run)."""
+    from ..core.io import as_labels
     from ..mrml import convert as mc
     from ..mrml.headless import create_headless_slicer
-    from ..mrml.logic import LiverLVTLogic
+    from ..mrml.logic import SceneLogic
 
     app = create_headless_slicer()
     volume = mc.volume_node_from_image(app.scene, ct, ct_name)
-    logic = LiverLVTLogic(app.scene, app.segmentations_logic,
-                          segmenter=_no_segmenter, analyzer=_no_analyzer)
-    lvt = logic.apply_labels(volume, labels, measurements=result, ct=ct)
+    logic = SceneLogic(app.scene, app.segmentations_logic)
+    lvt = logic.publish(volume, as_labels(labels, ct), result, ct=ct)
     if models:
         logic.add_model_nodes(lvt.segmentation_node)
     return app, lvt
@@ -69,11 +70,3 @@ def write_scene_bundle(ct: sitk.Image, labels: sitk.Image, result: dict, path,
         shutil.rmtree(work, ignore_errors=True)
         app.clear()
     return path
-
-
-def _no_segmenter(*_args, **_kwargs):  # pragma: no cover - the scene writer gets labels
-    raise RuntimeError("the scene writer never segments")
-
-
-def _no_analyzer(*_args, **_kwargs):  # pragma: no cover - the scene writer gets the result
-    raise RuntimeError("the scene writer never analyses")

@@ -10,10 +10,14 @@ from typing import Callable, Optional
 import numpy as np
 import SimpleITK as sitk
 
+from ..analysis.lesions import full_mask
 from ..core.errors import Cancelled
 from ..core.progress import CancelToken
 from ..mrml import convert as mc
-from ..mrml.logic import SEGMENTS, TABLE_COLUMNS, LiverLVTLogic, _lookup, lesion_components, staging_summary
+from ..mrml.logic import SceneLogic
+from ..mrml.presentation import TABLE_COLUMNS, lookup, staging_summary, staging_text
+from ..mrml.terminology import SEGMENTS
+from .workflow import CaseWorkflow, engine_analyzer
 
 LINE_TOLERANCE_MM = 0.1
 
@@ -22,7 +26,14 @@ def _fail(message: str):
     raise AssertionError(message)
 
 
-def check_segmentation(logic: LiverLVTLogic, result, ct: sitk.Image, labels: sitk.Image) -> None:
+def lesion_full_masks(labels: sitk.Image, measurements: dict) -> dict:
+    """{lesion id as text: boolean [k, j, i] mask on ``labels``' grid} of the analysed lesions."""
+    shape = sitk.GetArrayViewFromImage(labels).shape
+    return {str(lesion_id): full_mask(shape, box, crop)
+            for lesion_id, (box, crop) in SceneLogic.lesion_masks(labels, measurements).items()}
+
+
+def check_segmentation(logic: SceneLogic, result, ct: sitk.Image, labels: sitk.Image) -> None:
     """Three tagged, terminology-coded, non-empty segments on the volume's geometry, equal to the
     label map voxel for voxel, with closed surfaces, beside the volume in the hierarchy."""
     import slicer
@@ -36,7 +47,7 @@ def check_segmentation(logic: LiverLVTLogic, result, ct: sitk.Image, labels: sit
         _fail("the segmentation's reference geometry is not the CT volume")
     truth = sitk.GetArrayViewFromImage(labels)
     for spec in SEGMENTS:
-        segment_id = logic._core_segment_id(seg_node, spec.label)
+        segment_id = logic.core_segment_id(seg_node, spec.label)
         if not segment_id:
             _fail(f"segment '{spec.name}' is missing")
         segment = seg_node.GetSegmentation().GetSegment(segment_id)
@@ -68,7 +79,7 @@ def check_table(result, measurements: dict) -> None:
     for row, lesion in enumerate(lesions):
         for col, (title, key, kind) in enumerate(TABLE_COLUMNS):
             cell = table.GetCellText(row, col)
-            want = _lookup(lesion, key)
+            want = lookup(lesion, key)
             if kind == "d":
                 want_f = float("nan") if want is None else float(want)
                 got = float(cell) if cell not in ("", "nan") else float("nan")
@@ -79,14 +90,14 @@ def check_table(result, measurements: dict) -> None:
                 _fail(f"table row {row} lesion id {cell} != {want}")
 
 
-def check_lines(logic: LiverLVTLogic, result, ct: sitk.Image, labels: sitk.Image,
+def check_lines(logic: SceneLogic, result, ct: sitk.Image, labels: sitk.Image,
                 measurements: dict) -> None:
     """Two lines per lesion, lengths equal to the table's diameters, lying on the lesion's
     largest axial slice."""
     table = result.table_node
     long_col = [t for t, _, _ in TABLE_COLUMNS].index("Longest axial (mm)")
     short_col = [t for t, _, _ in TABLE_COLUMNS].index("Short axis (mm)")
-    components = dict((str(i), mask) for i, mask in lesion_components(labels, measurements))
+    components = lesion_full_masks(labels, measurements)
     lesions = measurements.get("lesions", []) or []
     expected = sum(1 for lesion in lesions if lesion.get("axial_endpoints_ras"))
     if len(result.line_nodes) != expected:
@@ -158,14 +169,15 @@ def check_all(logic, result, ct, labels, measurements) -> None:
 
 
 # ----------------------------------------------------------------------------- scenarios
-def erase_one_lesion(logic: LiverLVTLogic, result, ct: sitk.Image, labels: sitk.Image):
+def erase_one_lesion(logic: SceneLogic, result, ct: sitk.Image, labels: sitk.Image):
     """Erase the first analysed lesion from the Liver tumor segment (a Segment Editor edit);
     returns the edited label map."""
-    components = lesion_components(labels, result.measurements)
-    if not components:
+    components = lesion_full_masks(labels, result.measurements)
+    first = str((result.measurements.get("lesions") or [{}])[0].get("id"))
+    if first not in components:
         _fail("no lesion to erase")
-    _, mask = components[0]
-    tumor_id = logic._core_segment_id(result.segmentation_node, 3)
+    mask = components[first]
+    tumor_id = logic.core_segment_id(result.segmentation_node, 3)
     tumor = logic.segment_array(result.segmentation_node, tumor_id, ct)
     logic.set_segment_array(result.segmentation_node, tumor_id, tumor & ~mask, ct)
     edited = sitk.GetArrayFromImage(labels)
@@ -185,9 +197,10 @@ def check_cancel(scene, segmentations_logic, volume_node, labels, analyzer) -> N
         cancel.check()
         return labels
 
-    logic = LiverLVTLogic(scene, segmentations_logic, segmenter=segmenter, analyzer=analyzer)
+    workflow = CaseWorkflow.for_scene(scene, segmentations_logic, segmenter=segmenter,
+                                      analyzer=analyzer)
     try:
-        logic.process(volume_node, progress=lambda *_: None, cancel=CancelToken())
+        workflow.process(volume_node, progress=lambda *_: None, cancel=CancelToken())
     except Cancelled:
         pass
     else:
@@ -199,17 +212,17 @@ def check_cancel(scene, segmentations_logic, volume_node, labels, analyzer) -> N
 
 def run_phantom_scenario(scene, segmentations_logic=None, analyzer: Optional[Callable] = None,
                          log: Callable[[str], None] = print, phantom=None) -> dict:
-    """Phantom -> Logic -> checks; edit round trip -> checks; cancel -> unchanged scene."""
-    from ..mrml.logic import default_analyzer, staging_text
+    """Phantom -> workflow -> checks; edit round trip -> checks; cancel -> unchanged scene."""
     from ..synthetic.phantom import make_small_phantom
 
-    analyzer = analyzer or default_analyzer
+    analyzer = analyzer or engine_analyzer
     ph = phantom or make_small_phantom(seed=0)
     volume = mc.volume_node_from_image(scene, ph.ct, "LiverLVT phantom")
-    logic = LiverLVTLogic(scene, segmentations_logic, segmenter=lambda ct, **_: ph.labels,
-                          analyzer=analyzer)
+    workflow = CaseWorkflow.for_scene(scene, segmentations_logic,
+                                      segmenter=lambda ct, **_: ph.labels, analyzer=analyzer)
+    logic = workflow.scene_logic
     log("Apply on the phantom")
-    result = logic.process(volume)
+    result = workflow.process(volume)
     want = analyzer(ph.ct, ph.labels, n="NX", m="MX")
     check_all(logic, result, ph.ct, ph.labels, want)
     log(staging_text(result.measurements))
@@ -217,7 +230,7 @@ def run_phantom_scenario(scene, segmentations_logic=None, analyzer: Optional[Cal
     log("Edit round trip: erase one tumor, Recompute")
     edited = erase_one_lesion(logic, result, ph.ct, ph.labels)
     n_before = len(result.measurements["lesions"])
-    recomputed = logic.recompute(result.segmentation_node)
+    recomputed = workflow.recompute(result.segmentation_node)
     want_edited = analyzer(ph.ct, edited, n="NX", m="MX")
     if len(recomputed.measurements["lesions"]) != n_before - 1:
         _fail(f"after erasing a tumor the table has {len(recomputed.measurements['lesions'])} "
