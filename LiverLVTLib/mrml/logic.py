@@ -574,7 +574,7 @@ class LiverLVTLogic:
     def save_report(self, volume_node, out_dir, labels: Optional[sitk.Image] = None) -> Path:
         """The analysis's HTML report (and measurements.json, lesions.csv) for the current
         segmentation."""
-        from ..analysis.measure import write_analysis
+        from ..outputs.writer import write_analysis
 
         outputs = self.outputs_of(volume_node)
         measurements = self.measurements_of(volume_node)
