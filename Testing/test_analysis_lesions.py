@@ -103,3 +103,27 @@ def test_permuted_axes_and_gantry_tilt():
         assert les["longest_axial_mm"] == pytest.approx(truth[name]["longest_axial_mm"], abs=tol)
         assert les["short_axis_mm"] == pytest.approx(truth[name]["short_axis_mm"], abs=tol)
         assert les["max_3d_mm"] == pytest.approx(truth[name]["max_3d_mm"], abs=tol)
+
+
+def test_lesion_masks_follow_each_record_not_the_order():
+    """The single lesion identity: masks come from each record's own seed voxel, so deleting or
+    renumbering lesions (Segment Editor) never hands one lesion another's voxels."""
+    from LiverLVTLib.analysis.lesions import Grid, find_lesions, lesion_masks
+
+    lab = np.zeros((30, 40, 40), np.uint8)
+    lab[2:12, 2:14, 2:14] = 3      # big
+    lab[20:24, 25:29, 25:29] = 3   # small
+    lab[15:17, 5:7, 30:32] = 3     # tiny
+    grid = Grid(np.ones(3), np.zeros(3), np.eye(3))
+    cc, lesions = find_lesions(lab, grid)
+    assert [les.voxels for les in lesions] == [1440, 64, 8]  # ids by decreasing volume
+    records = [{"id": n, "seed_ijk": list(les.seed_zyx[::-1])} for n, les in enumerate(lesions, 1)]
+    masks = lesion_masks(lab, records)
+    assert {k: int(v[1].sum()) for k, v in masks.items()} == {1: 1440, 2: 64, 3: 8}
+    # the big lesion is deleted: lesion 2 and 3 keep their own voxels (the order would shift)
+    edited = lab.copy()
+    edited[2:12, 2:14, 2:14] = 1
+    masks = lesion_masks(edited, records)
+    assert 1 not in masks and int(masks[2][1].sum()) == 64 and int(masks[3][1].sum()) == 8
+    box, crop = masks[2]
+    assert np.all(edited[box][crop] == 3)

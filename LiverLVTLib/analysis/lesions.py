@@ -22,7 +22,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cc3d
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
 from ..core.labels import TUMOR
@@ -64,24 +63,82 @@ def to_ras(p) -> List[float]:
 
 
 # ----------------------------------------------------------------------------- components
-def lesion_components(labels: np.ndarray, grid: Grid) -> Tuple[np.ndarray, List[int]]:
-    """26-connected components of label 3; ids sorted by decreasing volume.
+@dataclass(frozen=True)
+class LesionComponent:
+    """One lesion as found in a label map: its component number in the labelling, the bounding
+    box (array slices, numpy order), its voxel count and one voxel inside it (numpy order)."""
 
-    Ties (equal voxel counts) are broken by the centroid's patient coordinates so that the order
-    does not depend on voxel order.
-    """
-    cc = cc3d.connected_components((labels == TUMOR).astype(np.uint8), connectivity=26)
-    count = int(cc.max())
-    if count == 0:
-        return cc, []
-    sizes = np.bincount(cc.ravel(), minlength=count + 1)
-    ids = [c for c in range(1, count + 1) if sizes[c] > 0]
-    centroids = ndimage.center_of_mass(np.ones_like(cc, np.uint8), cc, ids)
+    component: int
+    box: Tuple[slice, slice, slice]
+    voxels: int
+    seed_zyx: Tuple[int, int, int]
+
+
+def _tumor_components(labels: np.ndarray):
+    """One 26-connected labelling of label 3 and its per-component statistics (one pass)."""
+    cc = cc3d.connected_components(np.asarray(labels) == TUMOR, connectivity=26)
+    return cc, cc3d.statistics(cc)
+
+
+def _seed(cc: np.ndarray, box, comp: int) -> Tuple[int, int, int]:
+    first = np.argwhere(cc[box] == comp)[0]
+    return tuple(int(v + s.start) for v, s in zip(first, box))
+
+
+def find_lesions(labels: np.ndarray, grid: Grid) -> Tuple[np.ndarray, List[LesionComponent]]:
+    """The lesions of a label map, in lesion-id order: 26-connected components of label 3, by
+    decreasing volume; ties (equal voxel counts) broken by the centroid's patient coordinates so
+    that the order does not depend on voxel order. Returns (component map, lesions); lesion id
+    ``n`` is ``lesions[n - 1]``. One labelling and one statistics pass (cc3d)."""
+    cc, stats = _tumor_components(labels)
+    counts = stats["voxel_counts"]
     keys = {}
-    for c, cen in zip(ids, centroids):
-        lps = grid.to_lps(np.asarray(cen)[::-1])
-        keys[c] = (-int(sizes[c]), *np.round(lps, 3).tolist())
-    return cc, sorted(ids, key=lambda c: keys[c])
+    for comp in range(1, len(counts)):
+        if counts[comp] > 0:
+            lps = grid.to_lps(np.asarray(stats["centroids"][comp], float)[::-1])
+            keys[comp] = (-int(counts[comp]), *np.round(lps, 3).tolist())
+    order = sorted(keys, key=keys.__getitem__)
+    boxes = stats["bounding_boxes"]
+    return cc, [LesionComponent(c, tuple(boxes[c]), int(counts[c]), _seed(cc, tuple(boxes[c]), c))
+                for c in order]
+
+
+def lesion_components(labels: np.ndarray, grid: Grid) -> Tuple[np.ndarray, List[int]]:
+    """(component map, component numbers in lesion-id order): :func:`find_lesions` in short."""
+    cc, lesions = find_lesions(labels, grid)
+    return cc, [les.component for les in lesions]
+
+
+def lesion_masks(labels: np.ndarray, lesions: Sequence[dict]) -> Dict[int, Tuple[tuple, np.ndarray]]:
+    """The one lesion identity: each analysed lesion's voxels, found from its own record.
+
+    ``lesions`` are the analysis's lesion records (``measurements.json``); each names a voxel of
+    the lesion (``seed_ijk``, ITK index order). Returns {lesion id: (box slices, boolean crop of
+    the tumor component holding that voxel)} — no "order equals id" assumption, so a lesion
+    deleted in Segment Editor is simply absent, and a renumbered list still finds its own voxels.
+    """
+    cc, stats = _tumor_components(labels)
+    out = {}
+    for les in lesions:
+        seed = les.get("seed_ijk")
+        if seed is None:
+            continue
+        zyx = tuple(int(v) for v in reversed(seed))
+        if not all(0 <= v < n for v, n in zip(zyx, cc.shape)):
+            continue
+        comp = int(cc[zyx])
+        if comp == 0:  # the lesion's voxel is no longer tumor (edited away)
+            continue
+        box = tuple(stats["bounding_boxes"][comp])
+        out[int(les["id"])] = (box, cc[box] == comp)
+    return out
+
+
+def full_mask(shape, box, crop: np.ndarray) -> np.ndarray:
+    """A crop mask placed back into a volume of ``shape``."""
+    mask = np.zeros(shape, bool)
+    mask[box] = crop
+    return mask
 
 
 # ----------------------------------------------------------------------------- boundaries

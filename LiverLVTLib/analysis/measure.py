@@ -28,10 +28,10 @@ from ..core.progress import no_progress
 from . import cyst as cyst_mod
 from . import staging as staging_mod
 from .lesions import Grid, crop_image, expand_slices, lesion_components, measure_lesion, to_ras
+from .record import SCHEMA, Measurements  # noqa: F401  (the record's type and schema id)
 from .vessel_contact import vessel_contact
 from .volumetry import volumes
 
-SCHEMA = "liverlvt.measurements/1"
 NOTES = (
     "Research software, not a medical device: measurements come from the label map and "
     "must be checked by a radiologist.",
@@ -137,6 +137,8 @@ def analyze_case(ct, labels, options: Optional[AnalysisOptions] = None,
     progress("analyze", 0.0)
     lesions = _measure_lesions(ct, lab, hu, grid, options.cyst_rule, progress)
     vol = volumes(lab, grid.voxel_ml, lesions)
+    staging = staging_mod.stage_case(lesions, options.n, options.m, options.major_vessel_mm)
+    staging["paper"]["rule_note"] = staging_mod.PAPER_RULE_HELP
     result = {
         "schema": SCHEMA,
         "liver": vol["liver"], "vessels": vol["vessels"],
@@ -144,7 +146,7 @@ def analyze_case(ct, labels, options: Optional[AnalysisOptions] = None,
         "tumor_volume_ml": vol["tumor_volume_ml"], "cyst_volume_ml": vol["cyst_volume_ml"],
         "lesion_volume_ml": vol["lesion_volume_ml"],
         "lesions": lesions,
-        "staging": staging_mod.stage_case(lesions, options.n, options.m, options.major_vessel_mm),
+        "staging": staging,
         "settings": options.as_settings(),
         "image": _image_info(ct),
         "notes": list(NOTES),

@@ -22,10 +22,9 @@ from .files import (  # noqa: F401 - writing helpers re-exported: io is the usua
     write_bytes,
     write_text,
 )
+from .image_check import check_dicom_slices, check_spacing, preflight
 
 PathLike = Union[str, os.PathLike]
-MIN_SPACING_MM = 0.05  # below any clinical CT (and below 0 / NaN headers)
-MAX_SPACING_MM = 10.0
 GRID_TOLERANCE = 1e-4  # relative tolerance on spacing/origin/direction when comparing grids
 
 
@@ -41,23 +40,31 @@ def case_name(path: PathLike) -> str:
 
 
 # ----------------------------------------------------------------------------- reading
-def read_image(path: PathLike) -> sitk.Image:
-    """Read a NIfTI / NRRD / MHA file or a DICOM series folder (largest CT series)."""
+def read_image(path: PathLike, what: str = "image") -> sitk.Image:
+    """Read a NIfTI / NRRD / MHA file or a DICOM series folder (largest CT series), after the
+    file-level checks of :func:`image_check.preflight` (header, memory, complete data, NaN)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"expected a file path (str or os.PathLike) or a SimpleITK.Image, got "
+                        f"{type(path).__name__}")
     path = Path(path)
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError as exc:  # e.g. a path component over 255 characters
+        raise InputError(f"the {what} path cannot be used ({exc.strerror or exc}): '{str(path)[:80]}...'",
+                         "give a shorter path (each folder or file name under 255 characters)") from None
+    if not exists:
         raise InputError(f"'{path}' does not exist", "give the path of a CT file or DICOM folder")
     if path.is_dir():
         return _read_dicom_folder(path)
     if path.stat().st_size == 0:
-        raise InputError(f"'{path}' is an empty file", "export the CT again; the file has 0 bytes")
+        raise InputError(f"the {what} '{path}' is an empty file (0 bytes)", "export it again")
+    preflight(path, what)
     try:
         return sitk.ReadImage(str(path))
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown reader error"
-        raise InputError(
-            f"'{path}' cannot be read as an image (corrupt or unsupported file: {first[:120]})",
-            "give a NIfTI (.nii/.nii.gz), NRRD, MHA file or a DICOM series folder",
-        ) from None
+    except RuntimeError:
+        raise InputError(f"the {what} file '{path.name}' cannot be read (damaged, truncated or an "
+                         "unsupported variant)", "give a NIfTI (.nii/.nii.gz), NRRD, MHA file or a "
+                         "DICOM series folder; re-export it if it was damaged") from None
 
 
 def _series_modality(files) -> str:
@@ -82,6 +89,7 @@ def _read_dicom_folder(folder: Path) -> sitk.Image:
             "give the folder of an axial CT series (Modality CT) or a NIfTI/NRRD file",
         )
     files = max(series, key=len)  # the largest CT series: the volume a radiologist would read
+    check_dicom_slices(files, folder.name)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     try:
@@ -103,10 +111,7 @@ def check_geometry(image: sitk.Image, what: str = "image") -> None:
     if min(size) < 2:
         raise InputError(f"the {what} has size {size}: a single slice, not a 3-D volume",
                          "give the whole CT series, not one slice")
-    spacing = np.asarray(image.GetSpacing(), float)
-    if not np.all(np.isfinite(spacing)) or np.any(spacing < MIN_SPACING_MM) or np.any(spacing > MAX_SPACING_MM):
-        raise InputError(f"the {what} has an implausible voxel spacing {tuple(spacing.round(4))} mm",
-                         f"fix the header: CT spacing must lie in [{MIN_SPACING_MM:g}, {MAX_SPACING_MM:g}] mm")
+    check_spacing(image.GetSpacing(), what)
 
 
 def check_ct_values(array: np.ndarray, pixel_id: int) -> None:
@@ -131,7 +136,7 @@ def check_ct_values(array: np.ndarray, pixel_id: int) -> None:
 
 def read_ct(source: Union[PathLike, sitk.Image]) -> sitk.Image:
     """Read (or take) a CT and return it as a validated float32 HU image."""
-    image = source if isinstance(source, sitk.Image) else read_image(source)
+    image = source if isinstance(source, sitk.Image) else read_image(source, "CT")
     check_geometry(image, "CT")
     pixel_id = image.GetPixelID()
     ct = sitk.Cast(image, sitk.sitkFloat32)
@@ -180,7 +185,7 @@ def as_labels(image: sitk.Image, reference: sitk.Image | None = None) -> sitk.Im
 
 
 def read_labels(path: PathLike, reference: sitk.Image | None = None) -> sitk.Image:
-    return as_labels(read_image(path), reference)
+    return as_labels(read_image(path, "label map"), reference)
 
 
 # ----------------------------------------------------------------------------- writing

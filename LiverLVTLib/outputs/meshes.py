@@ -22,17 +22,21 @@ from vtkmodules.util.numpy_support import numpy_to_vtk
 from vtkmodules.vtkCommonCore import vtkStringArray
 from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPolyData
 from vtkmodules.vtkCommonTransforms import vtkTransform
-from vtkmodules.vtkFiltersCore import (vtkPolyDataNormals, vtkQuadricDecimation,
-                                       vtkTriangleFilter, vtkWindowedSincPolyDataFilter)
+from vtkmodules.vtkFiltersCore import (
+    vtkMassProperties,
+    vtkPolyDataNormals,
+    vtkQuadricDecimation,
+    vtkTriangleFilter,
+    vtkWindowedSincPolyDataFilter,
+)
 from vtkmodules.vtkFiltersGeneral import vtkDiscreteFlyingEdges3D, vtkTransformPolyDataFilter
-from vtkmodules.vtkFiltersCore import vtkMassProperties
 from vtkmodules.vtkIOGeometry import vtkSTLWriter
 from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter
 
+from ..analysis.lesions import Grid, find_lesions, lesion_masks
 from ..core.errors import OutputError
 from ..core.io import atomic_path
 from ..core.labels import TUMOR, VESSEL
-from ..analysis.lesions import Grid, lesion_components
 
 SPACE_TAG = "SPACE"  # Slicer's coordinate-system tag (NRRD naming), value "LPS"
 COLORS = {"liver": (0.80, 0.50, 0.40), "vessels": (0.25, 0.45, 0.90), "tumors": (0.95, 0.85, 0.20),
@@ -135,17 +139,33 @@ def build_surfaces(labels: sitk.Image, result: Optional[Dict] = None) -> List[Tu
             smooth = dict(smooth_iterations=15, pass_band=0.05) if kind == "vessels" else {}
             out.append((stem, kind, surface(mask, grid, decimate=_decimation_for(int(mask.sum())),
                                             **smooth)))
-    cc, ids = lesion_components(lab, grid)
-    classes = {les["id"]: les["classification"] for les in (result or {}).get("lesions", [])}
-    boxes = ndimage.find_objects(cc) if ids else []
-    for order, comp in enumerate(ids, start=1):
-        box = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in boxes[comp - 1])
-        sub = np.zeros(lab.shape, bool)
-        sub[box] = cc[box] == comp
-        kind = classes.get(order, "tumor")
-        out.append((f"lesion_{order:02d}_{kind}", kind,
-                    surface(sub, grid, decimate=_decimation_for(int(sub[box].sum())))))
+    for lesion_id, kind, box, crop in _lesions_of(lab, grid, result):
+        out.append((f"lesion_{lesion_id:02d}_{kind}", kind,
+                    surface_of_crop(crop, box, lab.shape, grid, decimate=_decimation_for(int(crop.sum())))))
     return out
+
+
+def _lesions_of(lab: np.ndarray, grid: Grid, result: Optional[Dict]):
+    """(id, classification, box, crop mask) per lesion: from the analysis's own lesion records
+    (the single lesion identity), or in lesion-id order when no analysis is given."""
+    records = (result or {}).get("lesions", [])
+    if records:
+        masks = lesion_masks(lab, records)
+        return [(les["id"], les["classification"], *masks[les["id"]])
+                for les in records if les["id"] in masks]
+    cc, lesions = find_lesions(lab, grid)
+    return [(n, "tumor", les.box, cc[les.box] == les.component) for n, les in enumerate(lesions, 1)]
+
+
+def surface_of_crop(crop: np.ndarray, box, shape, grid: Grid, **kwargs) -> vtkPolyData:
+    """:func:`surface` of a mask given as a crop (``box`` slices into a volume of ``shape``):
+    only the crop grown by two voxels is meshed."""
+    lo = [max(0, b.start - 2) for b in box]
+    hi = [min(n, b.stop + 2) for b, n in zip(box, shape)]
+    sub = np.zeros([h - a for a, h in zip(lo, hi)], bool)
+    sub[tuple(slice(b.start - a, b.stop - a) for b, a in zip(box, lo))] = crop
+    shifted = Grid(grid.spacing, grid.to_lps(np.asarray(lo[::-1], float)), grid.direction)
+    return surface(sub, shifted, **kwargs)
 
 
 def write_vtp(poly: vtkPolyData, path) -> Path:

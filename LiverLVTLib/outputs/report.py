@@ -13,14 +13,13 @@ import html
 import io as _io
 import os
 from datetime import datetime
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 
+from ..analysis.lesions import Grid, crop_image, full_mask, lesion_masks, to_axial
 from ..core.io import write_text
-from ..analysis.lesions import Grid, crop_image, lesion_components, to_axial
 
 WINDOW_HU = (-110.0, 240.0)  # abdominal soft-tissue / liver window (W 350, L 65)
 CLASS_COLORS = {"tumor": "#e8c21b", "indeterminate": "#f08a24", "cyst": "#3cc8d0"}
@@ -104,10 +103,15 @@ def lesion_figure(les: Dict, ct: sitk.Image, labels: sitk.Image, comp_mask: np.n
 def _render_vtk(surfaces, size=(640, 520)) -> Optional[str]:
     os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     try:
-        from vtkmodules.vtkIOImage import vtkPNGWriter
-        from vtkmodules.vtkRenderingCore import (vtkActor, vtkPolyDataMapper, vtkRenderer,
-                                                 vtkRenderWindow, vtkWindowToImageFilter)
         import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (registers the OpenGL backend)
+        from vtkmodules.vtkIOImage import vtkPNGWriter
+        from vtkmodules.vtkRenderingCore import (
+            vtkActor,
+            vtkPolyDataMapper,
+            vtkRenderer,
+            vtkRenderWindow,
+            vtkWindowToImageFilter,
+        )
 
         from .meshes import COLORS
 
@@ -215,58 +219,75 @@ def _fmt(v, digits=1, unit=""):
     return f"{v:.{digits}f}{unit}"
 
 
-def build_html(result: Dict, lesion_pngs: Dict[int, str], view_png: str, view_how: str,
-               title: str = "LiverLVT analysis") -> str:
+def _li(items) -> str:
+    return "".join(f"<li>{html.escape(x)}</li>" for x in items)
+
+
+def _header_html(result: Dict, title: str) -> List[str]:
+    esc, image = html.escape, result["image"]
+    return [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
+            f"<style>{CSS}</style></head><body>",
+            f"<h1>{esc(title)}</h1><div class='note'>Generated {datetime.now():%Y-%m-%d %H:%M} "
+            f"by LiverLVT &middot; image {image['size']} voxels, spacing "
+            f"{', '.join(f'{s:.2f}' for s in image['spacing_mm'])} mm, orientation "
+            f"{esc(str(image['orientation']))} &middot; research software, not a "
+            "medical device: check every finding on the images.</div>"]
+
+
+def _stage_html(result: Dict) -> List[str]:
+    """Stage first: the seed paper's CT rule and the AJCC 8th T category, each with its reasons."""
+    esc = html.escape
     st = result["staging"]
     paper, ajcc = st["paper"], st["ajcc8"]
-    esc = html.escape
-    li = lambda items: "".join(f"<li>{esc(x)}</li>" for x in items)  # noqa: E731
     group = f"stage {ajcc['stage_group']}" if ajcc["stage_group"] else "no stage group (N/M unknown)"
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
-             f"<style>{CSS}</style></head><body>",
-             f"<h1>{esc(title)}</h1><div class='note'>Generated {datetime.now():%Y-%m-%d %H:%M} "
-             f"by LiverLVT &middot; image {result['image']['size']} voxels, spacing "
-             f"{', '.join(f'{s:.2f}' for s in result['image']['spacing_mm'])} mm, orientation "
-             f"{esc(str(result['image']['orientation']))} &middot; research software, not a "
-             "medical device: check every finding on the images.</div>",
-             "<h2>Stage</h2><div class='stage'>",
-             f"<div class='box'><div>Seed paper CT rule (Kim et al. 2024)</div>"
-             f"<div class='big'>Stage {paper['stage']}</div><ul>{li(paper['rationale'])}</ul></div>",
-             f"<div class='box'><div>AJCC 8th edition (CT T category)</div>"
-             f"<div class='big'>{esc(ajcc['T'])} {esc(ajcc['N'])} {esc(ajcc['M'])} &middot; "
-             f"{esc(group)}</div><ul>{li(ajcc['rationale'])}</ul></div></div>",
-             f"<p class='note'>Major vessel: diameter at the contact &ge; "
-             f"{st['major_vessel_mm']:g} mm. Cyst rule: {esc(result['settings']['cyst_rule'])}. "
-             f"{esc(result['notes'][2])}</p>"]
+    return ["<h2>Stage</h2><div class='stage'>",
+            f"<div class='box'><div>Seed paper CT rule (Kim et al. 2024)</div>"
+            f"<div class='big'>Stage {paper['stage']}</div><ul>{_li(paper['rationale'])}</ul></div>",
+            f"<div class='box'><div>AJCC 8th edition (CT T category)</div>"
+            f"<div class='big'>{esc(ajcc['T'])} {esc(ajcc['N'])} {esc(ajcc['M'])} &middot; "
+            f"{esc(group)}</div><ul>{_li(ajcc['rationale'])}</ul></div></div>",
+            f"<p class='note'>Major vessel: diameter at the contact &ge; "
+            f"{st['major_vessel_mm']:g} mm. Cyst rule: {esc(result['settings']['cyst_rule'])}. "
+            f"{esc(paper.get('rule_note', ''))}</p>"]
+
+
+def _volumetry_html(result: Dict) -> str:
     lv = result["liver"]
-    parts.append(
-        "<h2>Volumetry</h2><table><tr><th>Whole liver</th><th>Parenchyma</th><th>Hepatic vessels"
-        "</th><th>Tumor (incl. indeterminate)</th><th>Cysts</th><th>Tumor burden</th></tr>"
-        f"<tr><td>{lv['volume_ml']:.0f} mL</td><td>{lv['parenchyma_volume_ml']:.0f} mL</td>"
-        f"<td>{result['vessels']['volume_ml']:.1f} mL</td><td>{result['tumor_volume_ml']:.1f} mL</td>"
-        f"<td>{result['cyst_volume_ml']:.1f} mL</td><td>{result['tumor_burden_percent']:.2f} %</td>"
-        "</tr></table>")
-    rows = []
-    for les in result["lesions"]:
-        vc = les["vessel_contact"]
-        contact = (f"yes, vessel {_fmt(vc['max_vessel_diameter_mm'])} mm, "
-                   f"{_fmt(vc['contact_area_mm2'], 0)} mm&sup2;" if vc["in_contact"] else "no")
-        r, a, s = les["centroid_ras"]
-        rows.append(
-            f"<tr><td>{les['id']}</td><td class='l {les['classification']}'>"
+    return ("<h2>Volumetry</h2><table><tr><th>Whole liver</th><th>Parenchyma</th><th>Hepatic vessels"
+            "</th><th>Tumor (incl. indeterminate)</th><th>Cysts</th><th>Tumor burden</th></tr>"
+            f"<tr><td>{lv['volume_ml']:.0f} mL</td><td>{lv['parenchyma_volume_ml']:.0f} mL</td>"
+            f"<td>{result['vessels']['volume_ml']:.1f} mL</td><td>{result['tumor_volume_ml']:.1f} mL</td>"
+            f"<td>{result['cyst_volume_ml']:.1f} mL</td><td>{result['tumor_burden_percent']:.2f} %</td>"
+            "</tr></table>")
+
+
+def _lesion_row(les: Dict) -> str:
+    vc = les["vessel_contact"]
+    contact = (f"yes, vessel {_fmt(vc['max_vessel_diameter_mm'])} mm, "
+               f"{_fmt(vc['contact_area_mm2'], 0)} mm&sup2;" if vc["in_contact"] else "no")
+    r, a, s = les["centroid_ras"]
+    return (f"<tr><td>{les['id']}</td><td class='l {les['classification']}'>"
             f"{les['classification']}</td><td>{les['volume_ml']:.2f}</td>"
             f"<td>{les['longest_axial_mm']:.1f} &times; {les['short_axis_mm']:.1f}</td>"
             f"<td>{les['max_3d_mm']:.1f}</td><td>{les['mean_hu']:.0f} &plusmn; {les['std_hu']:.0f}</td>"
             f"<td>{_fmt(les['cyst_fit_mean_hu'], 0)}</td><td class='l'>{contact}</td>"
-            f"<td>{r:.0f}, {a:.0f}, {s:.0f}</td><td class='l'>{esc(les['triage_reason'])}</td></tr>")
-    parts.append(
-        "<h2>Lesions</h2>" + ("<p>No lesion (label 3) in the label map.</p>" if not rows else
-        "<table><tr><th>#</th><th>Class</th><th>Volume mL</th><th>Axial long &times; short mm"
-        "</th><th>Max 3-D mm</th><th>HU mean &plusmn; SD</th><th>Gaussian-fit HU</th>"
-        "<th>Hepatic vessel contact</th><th>Centroid R, A, S mm</th><th>Triage</th></tr>"
-        + "".join(rows) + "</table><p class='note'>Axial diameters: longest in the patient's axial "
-        "plane and the longest perpendicular to it in the same slice (RECIST/WHO). Max 3-D: "
-        "greatest distance between two surface points. Indeterminate lesions count as tumor.</p>"))
+            f"<td>{r:.0f}, {a:.0f}, {s:.0f}</td><td class='l'>{html.escape(les['triage_reason'])}</td></tr>")
+
+
+def _lesions_html(result: Dict) -> str:
+    rows = [_lesion_row(les) for les in result["lesions"]]
+    if not rows:
+        return "<h2>Lesions</h2><p>No lesion (label 3) in the label map.</p>"
+    return ("<h2>Lesions</h2><table><tr><th>#</th><th>Class</th><th>Volume mL</th><th>Axial long "
+            "&times; short mm</th><th>Max 3-D mm</th><th>HU mean &plusmn; SD</th><th>Gaussian-fit HU"
+            "</th><th>Hepatic vessel contact</th><th>Centroid R, A, S mm</th><th>Triage</th></tr>"
+            + "".join(rows) + "</table><p class='note'>Axial diameters: longest in the patient's axial "
+            "plane and the longest perpendicular to it in the same slice (RECIST/WHO). Max 3-D: "
+            "greatest distance between two surface points. Indeterminate lesions count as tumor.</p>")
+
+
+def _figures_html(result: Dict, lesion_pngs: Dict[int, str], view_png: str, view_how: str) -> List[str]:
+    parts = []
     if lesion_pngs:
         parts.append("<h2>Measurement slices</h2><div class='grid'>")
         for les in result["lesions"]:
@@ -281,28 +302,31 @@ def build_html(result: Dict, lesion_pngs: Dict[int, str], view_png: str, view_ho
                      "in its class colour, other lesions orange. Radiological view.</p>")
     if view_png:
         parts.append(f"<h2>3-D view</h2><img style='max-width:100%' "
-                     f"src='data:image/png;base64,{view_png}'><p class='note'>{esc(view_how)}. "
+                     f"src='data:image/png;base64,{view_png}'><p class='note'>{html.escape(view_how)}. "
                      "Liver translucent brown, hepatic vessels blue, tumors yellow, "
                      "indeterminate orange, cysts cyan. Models (LPS, Slicer convention) are in "
                      "models/.</p>")
-    parts.append("<h2>Notes</h2><ul>" + li(result["notes"]) + "</ul></body></html>")
+    return parts
+
+
+def build_html(result: Dict, lesion_pngs: Dict[int, str], view_png: str, view_how: str,
+               title: str = "LiverLVT analysis") -> str:
+    """The report page: stage and reasons first, volumetry, lesion table, figures, notes."""
+    parts = [*_header_html(result, title), *_stage_html(result), _volumetry_html(result),
+             _lesions_html(result), *_figures_html(result, lesion_pngs, view_png, view_how),
+             "<h2>Notes</h2><ul>" + _li(result["notes"]) + "</ul></body></html>"]
     return "\n".join(parts)
 
 
 def write_report(result: Dict, ct: sitk.Image, labels: sitk.Image, path, surfaces=None,
                  title: str = "LiverLVT analysis") -> str:
     lab = sitk.GetArrayViewFromImage(labels)
-    cc, ids = lesion_components(lab, Grid.of(labels))
-    boxes = ndimage.find_objects(cc) if ids else []
     pngs = {}
-    for order, comp in enumerate(ids, start=1):
-        les = next((x for x in result["lesions"] if x["id"] == order), None)
-        if les is None:
-            continue
-        box = boxes[comp - 1]
-        comp_mask = np.zeros(lab.shape, bool)
-        comp_mask[box] = cc[box] == comp
-        pngs[order] = lesion_figure(les, ct, labels, comp_mask, box)
+    masks = lesion_masks(lab, result["lesions"])  # each lesion's own voxels (its record's seed)
+    for les in result["lesions"]:
+        if les["id"] in masks:
+            box, crop = masks[les["id"]]
+            pngs[les["id"]] = lesion_figure(les, ct, labels, full_mask(lab.shape, box, crop), box)
     view, how = ("", "")
     if surfaces is not None:
         view, how = render_3d(surfaces)

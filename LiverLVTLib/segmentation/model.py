@@ -120,6 +120,17 @@ class ModelCard:
         return self.card.get("postprocess", {})
 
 
+def _check_schema(card: dict, card_path: Path) -> None:
+    """The card against Resources/Schemas/model.schema.json: the first violation, field named."""
+    from ..core.schemas import schema_errors
+
+    errors = schema_errors(card, "model")
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ModelError(f"model card '{card_path}' is malformed at {errors[0]}{more}",
+                         "restore model.json from the release or fix that field")
+
+
 def load_card(folder=None) -> ModelCard:
     """Read and validate ``folder/model.json`` (default: the shipped model)."""
     folder = Path(folder) if folder else default_model_dir()
@@ -132,9 +143,10 @@ def load_card(folder=None) -> ModelCard:
     except (OSError, ValueError) as exc:
         raise ModelError(f"model card '{card_path}' is unreadable ({exc})",
                          "restore model.json from the release") from None
-    if card.get("schema") != SCHEMA or tuple(card.get("labels", ())) != CHANNELS:
+    if not isinstance(card, dict) or card.get("schema") != SCHEMA or tuple(card.get("labels", ())) != CHANNELS:
         raise ModelError(f"model card '{card_path}' is not a {SCHEMA} card for labels {CHANNELS}",
                          "use a LiverLVT model folder")
+    _check_schema(card, card_path)
     try:
         stages = [Stage(name=s["name"], weights=folder / s["weights"], sha256=s["sha256"],
                         network=s["network"], spacing_mm=[float(v) for v in s["spacing_mm"]],

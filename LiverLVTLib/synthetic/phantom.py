@@ -26,18 +26,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 
-Vec3 = Tuple[float, float, float]
+from . import anatomy
+from .shapes import AXIS_VECTORS, Vec3, _make_grid, direction_from_orientation, segment_distance  # noqa: F401
 
-AXIS_VECTORS = {"L": (1, 0, 0), "R": (-1, 0, 0), "P": (0, 1, 0), "A": (0, -1, 0),
-                "S": (0, 0, 1), "I": (0, 0, -1)}
-
-# Portal-venous phase attenuation (HU), typical literature values.
 HU = {
     "air": -1000.0, "lung": -860.0, "fat": -100.0, "visceral_fat": -90.0, "muscle": 50.0,
     "liver": 100.0, "vessel": 180.0, "aorta": 150.0, "ivc": 140.0, "spleen": 115.0,
@@ -145,136 +141,6 @@ def default_lesions() -> List[Lesion]:
     ]
 
 
-# ----------------------------------------------------------------------------- grid
-def direction_from_orientation(orientation: str, tilt_deg: float = 0.0) -> np.ndarray:
-    """3x3 direction matrix (columns = array axes i, j, k in LPS) for e.g. "LAI"."""
-    code = orientation.upper()
-    if len(code) != 3 or any(c not in AXIS_VECTORS for c in code):
-        raise ValueError(f"orientation must be three letters from L/R, P/A, S/I, got {orientation!r}")
-    cols = np.array([AXIS_VECTORS[c] for c in code], float).T
-    if abs(round(abs(np.linalg.det(cols)))) != 1:
-        raise ValueError(f"orientation {orientation!r} repeats an axis")
-    if tilt_deg:
-        t = math.radians(tilt_deg)  # gantry tilt: rotation about the patient L-R axis
-        rot = np.array([[1, 0, 0], [0, math.cos(t), -math.sin(t)], [0, math.sin(t), math.cos(t)]])
-        cols = rot @ cols
-    return cols
-
-
-class _Grid:
-    """Voxel grid; physical coordinates of sub-blocks as broadcastable arrays (k, j, i order)."""
-
-    def __init__(self, size, spacing, origin, direction):
-        self.size = np.asarray(size, int)  # (ni, nj, nk)
-        self.spacing = np.asarray(spacing, float)
-        self.origin = np.asarray(origin, float)
-        self.direction = np.asarray(direction, float)
-        self.matrix = self.direction * self.spacing[None, :]  # index (i,j,k) -> LPS offset
-        self.inverse = np.linalg.inv(self.matrix)
-        self.shape = tuple(int(n) for n in self.size[::-1])  # numpy (k, j, i)
-
-    def box(self, lo, hi):
-        """Numpy slices (k, j, i) covering the LPS box [lo, hi], or None when outside."""
-        lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-        corners = np.array([[a[0], b[1], c[2]] for a in (lo, hi) for b in (lo, hi) for c in (lo, hi)])
-        idx = (corners - self.origin) @ self.inverse.T
-        first = np.maximum(np.floor(idx.min(0)).astype(int) - 1, 0)
-        last = np.minimum(np.ceil(idx.max(0)).astype(int) + 1, self.size - 1)
-        if np.any(last < first):
-            return None
-        return tuple(slice(int(first[a]), int(last[a]) + 1) for a in (2, 1, 0))
-
-    def coords(self, sl=None):
-        """LPS x, y, z of the voxel centres in the sub-block ``sl`` (broadcastable arrays)."""
-        if sl is None:
-            sl = tuple(slice(0, n) for n in self.shape)
-        ks = np.arange(sl[0].start, sl[0].stop, dtype=np.float32).reshape(-1, 1, 1)
-        js = np.arange(sl[1].start, sl[1].stop, dtype=np.float32).reshape(1, -1, 1)
-        is_ = np.arange(sl[2].start, sl[2].stop, dtype=np.float32).reshape(1, 1, -1)
-        out = []
-        for row in range(3):
-            value = np.float32(self.origin[row])
-            for coef, idx in zip(self.matrix[row], (is_, js, ks)):
-                if abs(coef) > 1e-9:
-                    value = value + np.float32(coef) * idx
-            out.append(np.asarray(value, np.float32))
-        return out
-
-    def image(self, array: np.ndarray) -> sitk.Image:
-        img = sitk.GetImageFromArray(array)
-        img.SetSpacing(tuple(float(s) for s in self.spacing))
-        img.SetOrigin(tuple(float(o) for o in self.origin))
-        img.SetDirection(tuple(float(d) for d in self.direction.ravel()))
-        return img
-
-
-# ----------------------------------------------------------------------------- shapes
-# Each shape returns (slices, mask) on the grid: a boolean mask of the sub-block it covers.
-def _ellipsoid_q(grid, center, semi, rot_deg=0.0, pad=0.0):
-    c = np.asarray(center, float)
-    semi = np.asarray(semi, float)
-    reach = np.array([max(semi[0], semi[1]), max(semi[0], semi[1]), semi[2]]) + pad
-    sl = grid.box(c - reach, c + reach)
-    if sl is None:
-        return None, None
-    x, y, z = grid.coords(sl)
-    dx, dy, dz = x - np.float32(c[0]), y - np.float32(c[1]), z - np.float32(c[2])
-    if rot_deg:
-        t = math.radians(rot_deg)
-        u = dx * np.float32(math.cos(t)) + dy * np.float32(math.sin(t))
-        v = -dx * np.float32(math.sin(t)) + dy * np.float32(math.cos(t))
-    else:
-        u, v = dx, dy
-    q = (u / np.float32(semi[0])) ** 2 + (v / np.float32(semi[1])) ** 2 + (dz / np.float32(semi[2])) ** 2
-    return sl, q
-
-
-def _ellipsoid(grid, center, semi, rot_deg=0.0):
-    sl, q = _ellipsoid_q(grid, center, semi, rot_deg)
-    return sl, (None if q is None else q <= 1.0)
-
-
-def _elliptic_cylinder(grid, center_xy, semi_xy, z_range):
-    lo = (center_xy[0] - semi_xy[0], center_xy[1] - semi_xy[1], z_range[0])
-    hi = (center_xy[0] + semi_xy[0], center_xy[1] + semi_xy[1], z_range[1])
-    sl = grid.box(lo, hi)
-    if sl is None:
-        return None, None
-    x, y, z = grid.coords(sl)
-    q = ((x - np.float32(center_xy[0])) / np.float32(semi_xy[0])) ** 2 + \
-        ((y - np.float32(center_xy[1])) / np.float32(semi_xy[1])) ** 2
-    inside = (q <= 1.0) & (z >= z_range[0]) & (z <= z_range[1])
-    return sl, np.broadcast_to(inside, tuple(s.stop - s.start for s in sl))
-
-
-def segment_distance(points: np.ndarray, a, b) -> np.ndarray:
-    """Distance (mm) from points (..., 3) to the segment a-b."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    ab = b - a
-    t = np.clip(((points - a) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
-    return np.linalg.norm(points - (a + t[..., None] * ab), axis=-1)
-
-
-def _capsule(grid, a, b, radius):
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    sl = grid.box(np.minimum(a, b) - radius, np.maximum(a, b) + radius)
-    if sl is None:
-        return None, None
-    x, y, z = grid.coords(sl)
-    ab = (b - a).astype(np.float32)
-    den = np.float32(max(float(ab @ ab), 1e-12))
-    px, py, pz = x - np.float32(a[0]), y - np.float32(a[1]), z - np.float32(a[2])
-    t = np.clip((px * ab[0] + py * ab[1] + pz * ab[2]) / den, 0.0, 1.0)
-    d2 = (px - t * ab[0]) ** 2 + (py - t * ab[1]) ** 2 + (pz - t * ab[2]) ** 2
-    return sl, d2 <= np.float32(radius * radius)
-
-
-def _paint(array, sl, mask, value):
-    if sl is not None and mask is not None:
-        block = array[sl]
-        block[np.broadcast_to(mask, block.shape)] = value
-
-
 # ----------------------------------------------------------------------------- truth helpers
 def _ellipsoid_surface(lesion: Lesion, n: int = 4000) -> np.ndarray:
     rng = np.random.default_rng(1)
@@ -330,34 +196,6 @@ def beside_vessel(vessel: Vessel, diameters_mm: Vec3, t: float = 0.5,
 
 
 # ----------------------------------------------------------------------------- builder
-def _make_grid(spacing, orientation, tilt_deg, size, fov_mm, center_mm) -> _Grid:
-    direction = direction_from_orientation(orientation, tilt_deg)
-    spacing = np.asarray(spacing, float)
-    if spacing.shape != (3,) or np.any(spacing <= 0):
-        raise ValueError(f"spacing must be three positive numbers, got {spacing}")
-    if size is None:
-        # the FOV box (patient L-R, A-P, S-I) measured along each array axis
-        extent = np.abs(direction.T) @ np.asarray(fov_mm, float)
-        size = np.maximum(np.round(extent / spacing).astype(int), 2)
-    size = np.asarray(size, int)
-    half = direction @ (spacing * (size - 1) / 2.0)
-    origin = np.asarray(center_mm, float) - half
-    return _Grid(size, spacing, origin, direction)
-
-
-def _smooth_noise(shape, rng, sd, sigma_vox):
-    """Correlated noise with standard deviation ``sd`` (white noise through a Gaussian)."""
-    if sd <= 0:
-        return 0.0
-    noise = rng.standard_normal(shape, dtype=np.float32)
-    ndimage.gaussian_filter(noise, sigma_vox, output=noise, truncate=2.5)
-    impulse = np.zeros((9, 9, 9), np.float32)
-    impulse[4, 4, 4] = 1
-    gain = float(np.sqrt((ndimage.gaussian_filter(impulse, sigma_vox, truncate=2.5) ** 2).sum()))
-    noise *= np.float32(sd / max(gain, 1e-6))
-    return noise
-
-
 def make_phantom(seed: int = 0, spacing: Sequence[float] = (0.8, 0.8, 2.5),
                  orientation: str = "LAI", size: Optional[Sequence[int]] = None,
                  lesions: Optional[Sequence[Lesion]] = None,
@@ -378,165 +216,25 @@ def make_phantom(seed: int = 0, spacing: Sequence[float] = (0.8, 0.8, 2.5),
     grid = _make_grid(spacing, orientation, tilt_deg, size, fov_mm, center_mm)
     lesions = default_lesions() if lesions is None else list(lesions)
     vessels = default_vessels() if vessels is None else list(vessels)
-    hu = np.full(grid.shape, HU["air"], np.float32)
-    lab = np.zeros(grid.shape, np.uint8)
-    full = tuple(slice(0, n) for n in grid.shape)
-    zr = (-1e4, 1e4)
-
-    # body wall: subcutaneous fat, abdominal muscle, visceral fat inside the peritoneal cavity
-    _paint(hu, *_elliptic_cylinder(grid, (0, 5), (160, 122), zr), HU["fat"])
-    _paint(hu, *_elliptic_cylinder(grid, (0, 5), (150, 112), zr), HU["muscle"])
-    cav_sl, cavity = _elliptic_cylinder(grid, (0, 5), (140, 102), zr)
-    _paint(hu, cav_sl, cavity, HU["visceral_fat"])
-    liver_bg = np.zeros(grid.shape, bool)  # where the liver may not be
-    if cav_sl is not None:
-        liver_bg[...] = True
-        liver_bg[cav_sl] &= ~np.broadcast_to(cavity, liver_bg[cav_sl].shape)
-
-    def paint_organ(sl, mask, value, block_liver=True):
-        _paint(hu, sl, mask, value)
-        if block_liver and sl is not None and mask is not None:
-            liver_bg[sl] |= np.broadcast_to(mask, liver_bg[sl].shape)
-
+    canvas = anatomy.Canvas.new(grid, rng, HU)
+    anatomy.body_wall(canvas)
     if neighbours:
-        # ribs: oblique bony bands in the wall (descend anteriorly), upper abdomen only
-        x, y, z = grid.coords(full)
-        ang = np.arctan2(np.float32(1.0) * (y - 5) / 112, x / np.float32(150))
-        rad = np.sqrt((x / np.float32(145)) ** 2 + ((y - 5) / np.float32(107)) ** 2)
-        wall = np.abs(rad - 1.0) < np.float32(0.03)
-        lateral = np.cos(ang) ** 2 > 0.15  # not over the front/back midline
-        band = np.mod(z + 40 * np.sin(ang) + 25 * np.cos(ang), 26.0) < 7.0  # posterior ribs higher than anterior
-        ribs = wall & lateral & band & (z > -45 + 15 * np.abs(np.sin(ang)))
-        hu[ribs] = HU["bone_cortex"] * 0.7
-        del x, y, z, ang, rad, wall, lateral, band, ribs
-        # spine: vertebral body (marrow + cortex), canal, posterior elements, paraspinal muscle
-        for sx in (-36, 36):
-            _paint(hu, *_elliptic_cylinder(grid, (sx, 98), (24, 20), zr), HU["muscle"])
-        paint_organ(*_elliptic_cylinder(grid, (0, 66), (22, 20), zr), HU["bone_cortex"])
-        _paint(hu, *_elliptic_cylinder(grid, (0, 66), (19, 17), zr), HU["bone_marrow"])
-        sl, body = _elliptic_cylinder(grid, (0, 66), (22, 20), zr)
-        if sl is not None:  # intervertebral discs every 32 mm
-            _, _, z = grid.coords(sl)
-            _paint(hu, sl, body & (np.mod(z, 32.0) < 7.0), HU["muscle"] + 30)
-        _paint(hu, *_elliptic_cylinder(grid, (0, 96), (11, 9), zr), HU["bone_cortex"] * 0.8)
-        _paint(hu, *_elliptic_cylinder(grid, (0, 95), (7, 6), zr), HU["csf"])
-        _paint(hu, *_elliptic_cylinder(grid, (0, 114), (4, 9), zr), HU["bone_cortex"] * 0.8)
-        for sx in (-34, 34):  # psoas, lower abdomen
-            _paint(hu, *_elliptic_cylinder(grid, (sx, 60), (14, 14), (-1e4, -20)), HU["muscle"])
-        # lung bases over the diaphragm (the liver is drawn over them: the dome)
-        _paint(hu, *_ellipsoid(grid, (-78, 34, 172), (62, 84, 112)), HU["lung"])
-        _paint(hu, *_ellipsoid(grid, (78, 34, 176), (60, 80, 108)), HU["lung"])
-        # bowel loops (layout from the seed), pancreas
-        for _ in range(9):
-            c = (rng.uniform(-70, 80), rng.uniform(-75, 15), rng.uniform(-95, -40))
-            semi = (rng.uniform(12, 22), rng.uniform(12, 22), rng.uniform(15, 30))
-            rot = rng.uniform(0, 180)
-            paint_organ(*_ellipsoid(grid, c, semi, rot), HU["bowel_wall"], False)
-            inner = tuple(s - 3 for s in semi)
-            _paint(hu, *_ellipsoid(grid, c, inner, rot), HU["bowel_content"])
-            if rng.uniform() < 0.4:  # a gas bubble, non-dependent (anterior = -y when supine)
-                _paint(hu, *_ellipsoid(grid, (c[0], c[1] - inner[1] * 0.6, c[2]),
-                                       (inner[0] * 0.6, inner[1] * 0.35, inner[2] * 0.6), rot),
-                       HU["air"])
-        _paint(hu, *_ellipsoid(grid, (12, 8, -8), (55, 12, 13), 15), HU["pancreas"])
-        # great vessels: aorta left-anterior of the spine, IVC right (retrohepatic groove)
-        paint_organ(*_elliptic_cylinder(grid, (14, 40), (12, 12), zr), HU["aorta"])
-    ivc_sl, ivc = _elliptic_cylinder(grid, (-24, 40), (12, 11), (-1e4, 100))
-    if neighbours:
-        paint_organ(ivc_sl, ivc, HU["ivc"])
-        # kidneys (nephrographic-ish cortex, sinus fat), spleen, stomach, gallbladder
-        for kx, kz in ((-72, -48), (72, -34)):
-            paint_organ(*_ellipsoid(grid, (kx, 66, kz), (28, 26, 55), 20 * np.sign(kx)),
-                        HU["kidney_cortex"])
-            _paint(hu, *_ellipsoid(grid, (kx * 0.9, 62, kz), (10, 10, 25)), HU["kidney_sinus"])
-            _paint(hu, *_ellipsoid(grid, (kx * 0.85, 60, kz), (5, 6, 10)), HU["renal_pelvis"])
-        paint_organ(*_ellipsoid(grid, (98, 52, 34), (28, 56, 52), 35), HU["spleen"])
-        st_c, st_semi, st_rot = (88, -14, 30), (38, 36, 46), -30
-        paint_organ(*_ellipsoid(grid, st_c, st_semi, st_rot), HU["stomach_wall"])
-        sl, lumen = _ellipsoid(grid, st_c, tuple(s - 5 for s in st_semi), st_rot)
-        if sl is not None:
-            _, y, _ = grid.coords(sl)
-            _paint(hu, sl, lumen, HU["stomach_fluid"])
-            _paint(hu, sl, lumen & (y < st_c[1] - 12), HU["air"])  # air-fluid level
-        paint_organ(*_ellipsoid(grid, (-44, -58, -6), (16, 15, 34), 20), HU["gallbladder"])
-    elif ivc_sl is not None:
-        liver_bg[ivc_sl] |= np.broadcast_to(ivc, liver_bg[ivc_sl].shape)
+        anatomy.ribs(canvas)
+        anatomy.spine(canvas)
+        anatomy.lungs_bowel_pancreas(canvas)
+    anatomy.ivc_and_organs(canvas, neighbours)
+    liver_mask = anatomy.liver(canvas, LIVER_RIGHT_LOBE, LIVER_LEFT_LOBE, liver_hu)
+    anatomy.vessels(canvas, vessels, liver_mask)
+    lesion_voxels = anatomy.lesions(canvas, lesions)
+    anatomy.scanner(canvas, noise_hu, blur)
+    truth = _truth(grid, canvas.lab, orientation, tilt_deg, lesions, lesion_voxels, vessels,
+                   dict(HU, liver=float(np.float32(liver_hu))), noise_hu)
+    return Phantom(ct=grid.image(canvas.hu), labels=grid.image(canvas.lab), truth=truth,
+                   lesions=lesions, vessels=vessels)
 
-    # liver: smooth union of a right and a left lobe, flattened inferiorly, inside the cavity,
-    # minus the gallbladder fossa, IVC groove, renal impression, spine
-    (rc, rs, rr), (lc, ls, lr) = LIVER_RIGHT_LOBE, LIVER_LEFT_LOBE
-    lo = np.minimum(np.subtract(rc, max(rs[:2])), np.subtract(lc, max(ls[:2])))
-    hi = np.maximum(np.add(rc, max(rs[:2])), np.add(lc, max(ls[:2])))
-    lo[2], hi[2] = min(rc[2] - rs[2], lc[2] - ls[2]), max(rc[2] + rs[2], lc[2] + ls[2])
-    liver_sl = grid.box(lo, hi)
-    liver = np.zeros(grid.shape, bool)
-    if liver_sl is not None:
-        x, y, z = grid.coords(liver_sl)
 
-        def q_of(c, s, r):
-            t = math.radians(r)
-            dx, dy = x - np.float32(c[0]), y - np.float32(c[1])
-            u = dx * np.float32(math.cos(t)) + dy * np.float32(math.sin(t))
-            v = -dx * np.float32(math.sin(t)) + dy * np.float32(math.cos(t))
-            return (u / s[0]) ** 2 + (v / s[1]) ** 2 + ((z - np.float32(c[2])) / s[2]) ** 2
-
-        k = np.float32(0.25)
-        qa, qb = q_of(rc, rs, rr), q_of(lc, ls, lr)
-        q = -k * np.logaddexp(-qa / k, -qb / k)  # smooth union of the lobes
-        q = q + np.float32(0.06) * np.sin(x / 17.0) * np.cos(y / 23.0 + z / 19.0)  # lobulation
-        # inferior surface sloping up anteriorly and medially (visceral surface)
-        q = np.where(z < np.float32(-38.0) + np.float32(0.25) * (-y) + np.float32(0.2) * (x + 70),
-                     np.float32(2.0), q)
-        liver[liver_sl] = q <= 1.0
-        del x, y, z, qa, qb, q
-    liver &= ~liver_bg
-    liver_hu = np.float32(liver_hu)
-    hu[liver] = liver_hu
-    lab[liver] = 1
-
-    # vessels: enhancing everywhere; labelled "hepatic vessel" only inside the liver
-    for v in vessels:
-        sl, mask = _capsule(grid, v.start, v.end, v.diameter_mm / 2)
-        if sl is None:
-            continue
-        _paint(hu, sl, mask, v.hu)
-        if v.kind != "other":
-            block = lab[sl]
-            block[mask & liver[sl]] = 2
-
-    # lesions (tumors and cysts): label 3, over vessels and liver
-    lesion_voxels = []
-    for les in lesions:
-        value = les.hu if les.hu is not None else HU["cyst" if les.kind == "cyst" else "tumor"]
-        sl, mask = _ellipsoid(grid, les.center, les.semi_axes(), les.rotation_deg)
-        if sl is None:
-            lesion_voxels.append(0)
-            continue
-        texture = les.texture_hu if les.texture_hu is not None else (8.0 if les.kind != "cyst" else 0.0)
-        block = hu[sl]
-        if texture > 0:
-            tex = _smooth_noise(block.shape, rng, texture, 1.5)
-            block[mask] = np.float32(value) + tex[mask]
-        else:
-            block[mask] = np.float32(value)
-        lab[sl][mask] = 3
-        lesion_voxels.append(int(mask.sum()))
-
-    # liver parenchymal texture (low-frequency), partial-volume blur, correlated noise
-    if noise_hu > 0:
-        hu += np.where(lab > 0, _smooth_noise(grid.shape, rng, 4.0, 2.0), np.float32(0))
-    if blur:
-        # scanner PSF (~0.7 mm in-plane) and slice profile (~0.4 x slice thickness), in voxels
-        along_si = np.abs(grid.direction[2])  # how much each array axis runs cranio-caudally
-        sig_mm = 0.7 * (1 - along_si) + 0.4 * grid.spacing * along_si
-        sig = np.clip(sig_mm / grid.spacing, 0.3, 0.8)[::-1]
-        ndimage.gaussian_filter(hu, sig, output=hu, truncate=2.0)
-    if noise_hu > 0:
-        hu += _smooth_noise(grid.shape, rng, noise_hu, 0.6)
-    np.round(hu, out=hu)
-
-    ct = grid.image(hu)
-    labels = grid.image(lab)
+def _truth(grid, lab, orientation, tilt_deg, lesions, lesion_voxels, vessels, hu_table, noise_hu) -> Dict:
+    """``Phantom.truth``: grid, volumes from the labels drawn, each lesion's analytic truth."""
     voxel_ml = float(np.prod(grid.spacing)) / 1000.0
     counts = np.bincount(lab.ravel(), minlength=4)
     truths = []
@@ -547,7 +245,7 @@ def make_phantom(seed: int = 0, spacing: Sequence[float] = (0.8, 0.8, 2.5),
         truths.append(t)
     tumor_ml = sum(t["voxel_volume_ml"] for t in truths if t["kind"] != "cyst")
     liver_ml = float(counts[1:].sum()) * voxel_ml
-    truth = {
+    return {
         "coordinate_system": "LPS",
         "orientation": orientation.upper(), "tilt_deg": tilt_deg,
         "grid": {"size": grid.size.tolist(), "spacing": grid.spacing.tolist(),
@@ -561,9 +259,8 @@ def make_phantom(seed: int = 0, spacing: Sequence[float] = (0.8, 0.8, 2.5),
         "tumor_volume_ml": tumor_ml,
         "tumor_burden_percent": 100.0 * tumor_ml / liver_ml if liver_ml else 0.0,
         "lesions": truths,
-        "hu": dict(HU, liver=float(liver_hu)), "noise_hu": noise_hu,
+        "hu": hu_table, "noise_hu": noise_hu,
     }
-    return Phantom(ct=ct, labels=labels, truth=truth, lesions=lesions, vessels=vessels)
 
 
 def make_small_phantom(seed: int = 0, spacing: Sequence[float] = (3.0, 3.0, 3.0),
