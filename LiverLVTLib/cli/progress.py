@@ -47,6 +47,8 @@ class TrainBars:
         self.bar.update(done - self.bar.n)
         if not math.isnan(loss):
             self.bar.set_postfix(loss=f"{loss:.4f}")
+        if done >= planned:  # the stage is over: its log lines come after the bar
+            self.close()
 
     def close(self) -> None:
         if self.bar is not None:
