@@ -3,6 +3,7 @@ random-weight model folder for plumbing tests (never presented as a result)."""
 from __future__ import annotations
 
 import json
+import locale
 import os
 import sys
 from pathlib import Path
@@ -20,6 +21,17 @@ def shared_data_dir() -> Path | None:
         if candidate and (Path(candidate) / "manifest.json").is_file():
             return Path(candidate)
     return None
+
+
+@pytest.fixture(autouse=True)
+def _keep_locale():
+    """GDCM's DICOM writer (used by the DICOM fault tests) can leave the process in the "C"
+    character locale, which turns Python's default text encoding into ASCII for every later test;
+    put back the locale each test started with."""
+    before = locale.setlocale(locale.LC_ALL)
+    yield
+    if locale.setlocale(locale.LC_ALL) != before:
+        locale.setlocale(locale.LC_ALL, before)
 
 
 SKIP_NO_DATA = "needs the real CT cases in ../shared/data (or $LIVERLVT_DATA); not present here"

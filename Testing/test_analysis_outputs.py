@@ -10,9 +10,10 @@ from vtkmodules.vtkIOXML import vtkXMLPolyDataReader
 
 from LiverLVTLib import cli
 from LiverLVTLib.analysis.lesions import Grid
-from LiverLVTLib.analysis.measure import analyze_case, write_analysis
+from LiverLVTLib.analysis.measure import analyze_case
 from LiverLVTLib.core.errors import InputError
 from LiverLVTLib.outputs.meshes import enclosed_volume_ml, surface
+from LiverLVTLib.outputs.writer import write_analysis
 from LiverLVTLib.synthetic.phantom import Lesion, Vessel, beside_vessel, make_phantom
 
 VESSEL = Vessel((-60.0, 25.0, -20.0), (-60.0, 25.0, 70.0), 12.0, "portal branch")

@@ -22,7 +22,7 @@ from LiverLVTLib.segmentation.pipeline import segment_ct
 @pytest.mark.parametrize("orientation", ["LPS", "RAS", "LAI"])
 def test_labels_lie_on_the_input_grid(tiny_model_dir, orientation):
     ct = ct_like(orientation, spacing=(1.7, 2.1, 4.0), size=(70, 60, 30))
-    labels = segment_ct(ct, tiny_model_dir, device="cpu", tta=True)
+    labels = segment_ct(ct, model_dir=tiny_model_dir, device="cpu", tta=True)
     assert labels.GetPixelID() == sitk.sitkUInt8
     assert io.same_grid(labels, ct)
     assert set(np.unique(sitk.GetArrayViewFromImage(labels))) <= {0, 1, 2, 3}
@@ -39,7 +39,7 @@ def test_cancel_stops_within_one_window(tiny_model_dir):
             token.cancel()  # cancel as soon as the first batch of windows finished
 
     with pytest.raises(Cancelled):
-        segment_ct(ct, tiny_model_dir, device="cpu", progress=progress, cancel=token)
+        segment_ct(ct, model_dir=tiny_model_dir, device="cpu", progress=progress, cancel=token)
     assert len(calls) == 1
 
 
@@ -156,8 +156,8 @@ def test_gpu_out_of_memory_falls_back_to_smaller_batches_then_cpu(monkeypatch, c
 def test_cuda_without_gpu_is_a_clear_error(monkeypatch):
     import torch
 
+    from LiverLVTLib.core.device import select_device
     from LiverLVTLib.core.errors import InputError
-    from LiverLVTLib.segmentation.inference import select_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(InputError, match="no CUDA GPU"):

@@ -12,8 +12,9 @@ slicer = pytest.importorskip("slicer", reason="slicer-core (pip install slicer-c
                              "installed: scene bundle tests need Slicer's MRML libraries")
 
 from LiverLVTLib.app.background_job import SegmentationJob  # noqa: E402
-from LiverLVTLib.app.scene_bundle import add_scene_argument, build_scene, write_scene_bundle  # noqa: E402
+from LiverLVTLib.app.scene_bundle import build_scene, write_scene_bundle  # noqa: E402
 from LiverLVTLib.app.workflow import CaseWorkflow  # noqa: E402
+from LiverLVTLib.cli.arguments import add_scene_argument  # noqa: E402
 from LiverLVTLib.mrml import convert as mc  # noqa: E402
 from LiverLVTLib.mrml.headless import create_headless_slicer, load_scene_bundle  # noqa: E402
 

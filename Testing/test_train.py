@@ -253,5 +253,5 @@ def test_train_command_writes_a_usable_model_folder(tmp_path, capsys):
     records = card.card["training"]["stages"]
     assert records["coarse"]["cases"] == ["ph"] and records["fine"]["iterations"] == 3
     assert (out / "checkpoints" / "fine.ckpt").is_file()
-    labels = segment_ct(ph.ct, out, device="cpu", tta=False)
+    labels = segment_ct(ph.ct, model_dir=out, device="cpu", tta=False)
     assert io.same_grid(labels, ph.ct)

@@ -29,7 +29,7 @@ FOLDS = [["ircadb-1.1", "radcttaceomics-0697-eqp"],
          ["radcttaceomics-1211-ap", "lits-0"],
          ["radcttaceomics-2144-eqp", "crlm-1100"]]
 
-WORKER = ("import argparse,sys; sys.path.insert(0, %r); from LiverLVTLib.training import train; "
+WORKER = ("import argparse,sys; sys.path.insert(0, %r); from LiverLVTLib.cli import train; "
           "p=argparse.ArgumentParser(); train.add_arguments(p); sys.exit(train.run(p.parse_args(sys.argv[1:])))")
 
 

@@ -1,6 +1,6 @@
 """Cyst triage of a focal liver lesion from its CT attenuation (HU).
 
-Rules (``--cyst-rule``):
+Rules (the ``cyst_rule`` analysis option):
 
 ``acr`` (default) -- after the ACR Incidental Findings Committee white paper on liver lesions
     (Gore et al., J Am Coll Radiol 2017;14:1429-37): a homogeneous lesion of water attenuation
@@ -22,7 +22,9 @@ import numpy as np
 from scipy import ndimage
 from scipy.optimize import curve_fit
 
-RULES = ("acr", "gaussian45", "off")
+from ..core.options import CYST_RULES, AnalysisOptions
+
+RULES = CYST_RULES  # acr, gaussian45, off (one home: core.options)
 ACR_CYST_MAX_HU = 20.0  # Gore et al. 2017: <= 20 HU, homogeneous -> benign cyst
 ACR_INDETERMINATE_MAX_HU = 45.0  # upper bound of "indeterminate", as set for LiverLVT
 HOMOGENEOUS_SD_HU = 25.0  # core SD at or below this (noise ~10-15 HU) counts as homogeneous
@@ -61,7 +63,7 @@ def gaussian_fit_mean(values: np.ndarray) -> float:
         return float(np.median(values))
 
 
-def triage(mask: np.ndarray, hu: np.ndarray, rule: str = "acr") -> Dict:
+def triage(mask: np.ndarray, hu: np.ndarray, rule: str = AnalysisOptions.cyst_rule) -> Dict:
     """Classify a lesion: {"classification": tumor|cyst|indeterminate, "cyst_fit_mean_hu", ...}."""
     if rule not in RULES:
         raise ValueError(f"unknown cyst rule {rule!r}; use one of {RULES}")

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Dict, List, Sequence
 
-N_VALUES = ("N0", "N1", "NX")
-M_VALUES = ("M0", "M1", "MX")
-MAJOR_VESSEL_MM = 5.0
+from ..core.options import M_VALUES, MAJOR_VESSEL_MM, N_VALUES, AnalysisOptions
+
 LARGE_MM = 50.0  # 5 cm (paper stage 3; AJCC T3)
 SMALL_MM = 20.0  # 2 cm (paper stage 1; AJCC T1a)
 
@@ -95,7 +94,7 @@ def paper_stage(lesions: Sequence[Dict], major_vessel_mm: float = MAJOR_VESSEL_M
 STAGE_GROUPS = {"T1a": "IA", "T1b": "IB", "T2": "II", "T3": "IIIA", "T4": "IIIB"}
 
 
-def ajcc8(lesions: Sequence[Dict], n: str = "NX", m: str = "MX",
+def ajcc8(lesions: Sequence[Dict], n: str = AnalysisOptions.n, m: str = AnalysisOptions.m,
           major_vessel_mm: float = MAJOR_VESSEL_MM) -> Dict:
     """AJCC 8th-edition T category from CT, and the stage group when N and M are given."""
     n, m = n.upper(), m.upper()
@@ -147,14 +146,14 @@ def ajcc8(lesions: Sequence[Dict], n: str = "NX", m: str = "MX",
             why.append("No tumor: no stage group.")
     else:
         why.append(f"N and M not both known ({n}, {m}; nodes and distant disease are not "
-                   "assessed from the liver labels): no stage group. Give --n/--m for one.")
+                   "assessed from the liver labels): no stage group. Give N and M for one.")
     if t == "T4":
         why.append("Note: the seed paper's 'stage 4' (major-vessel contact) corresponds to AJCC "
                    "T4, i.e. stage IIIB when N0 M0 -- not AJCC stage IV.")
     return {"T": t, "N": n, "M": m, "stage_group": group, "rationale": why}
 
 
-def stage_case(lesions: Sequence[Dict], n: str = "NX", m: str = "MX",
+def stage_case(lesions: Sequence[Dict], n: str = AnalysisOptions.n, m: str = AnalysisOptions.m,
                major_vessel_mm: float = MAJOR_VESSEL_MM) -> Dict:
     return {"paper": paper_stage(lesions, major_vessel_mm),
             "ajcc8": ajcc8(lesions, n, m, major_vessel_mm),

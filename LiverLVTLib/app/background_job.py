@@ -13,43 +13,22 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import SimpleITK as sitk
 
-from ..core.errors import Cancelled, InputError, LiverLVTError
+from ..core.device import MIN_GPU_GIB, resolve_device
+from ..core.errors import Cancelled, LiverLVTError
+from ..core.options import AnalysisOptions, SegmentOptions
 from ..core.progress import parse_progress_line
 
+
 # ----------------------------------------------------------------------------- device check
-MIN_GPU_GIB = 4.0
-
-
 def check_device(choice: str, torch_module=None) -> tuple:
-    """(device for the engine, message for the user or "") for the GUI's auto/CPU/GPU choice.
-    Asking for the GPU without one, or with too little memory, is refused with a clear message;
-    Auto falls back to the CPU and says why."""
-    choice = (choice or "auto").lower()
-    if choice == "cpu":
-        return "cpu", ""
-    try:
-        torch = torch_module or __import__("torch")
-        has_cuda = bool(torch.cuda.is_available())
-    except Exception:  # noqa: BLE001 - torch missing or broken: the CPU path still tells why
-        has_cuda = False
-        torch = None
-    if not has_cuda:
-        if choice == "cuda":
-            raise InputError("GPU was chosen but PyTorch sees no CUDA GPU on this computer",
-                             "choose CPU (or Auto), or install a CUDA build of PyTorch with the "
-                             "PyTorch extension")
-        return "cpu", "No CUDA GPU available: running on the CPU (several minutes)."
-    total = torch.cuda.get_device_properties(0).total_memory / 2 ** 30
-    if total < MIN_GPU_GIB:
-        if choice == "cuda":
-            raise InputError(f"the GPU has {total:.1f} GiB of memory, LiverLVT needs at least "
-                             f"{MIN_GPU_GIB:.0f} GiB", "choose CPU (or Auto)")
-        return "cpu", f"The GPU has only {total:.1f} GiB: running on the CPU."
-    return "cuda", ""
+    """(device for the engine, message for the user or "") for the GUI's auto/CPU/GPU choice:
+    :func:`LiverLVTLib.core.device.resolve_device` with the module's minimum GPU memory (a GPU
+    below it is refused when asked for; Auto falls back to the CPU and says why)."""
+    return resolve_device(choice, torch_module, MIN_GPU_GIB)
 
 
 # ----------------------------------------------------------------------------- background job
@@ -75,7 +54,7 @@ class SegmentationJob:
 
     def __init__(self, ct_path, out_dir, device: str = "auto", model_dir=None, tta=None,
                  python: Optional[str] = None, work_dir=None,
-                 analysis: Optional[Dict[str, Any]] = None):
+                 analysis: Union[None, AnalysisOptions, Dict[str, Any]] = None):
         self.ct_path, self.out_dir = Path(ct_path), Path(out_dir)
         self.device, self.model_dir, self.tta = device, model_dir, tta
         self.analysis = analysis
@@ -97,22 +76,15 @@ class SegmentationJob:
         return self.out_dir / "analysis" / "measurements.json"
 
     def commands(self) -> List[List[str]]:
-        segment = [self.python, "-m", "LiverLVTLib", "segment", str(self.ct_path), "--out",
-                   str(self.out_dir), "--device", self.device, "--no-analysis",
-                   "--progress-lines"]
-        if self.model_dir:
-            segment += ["--model", str(self.model_dir)]
-        if self.tta is not None:
-            segment.append("--tta" if self.tta else "--no-tta")
-        steps = [segment]
+        engine = [self.python, "-m", "LiverLVTLib"]
+        options = SegmentOptions(model_dir=self.model_dir, device=self.device, tta=self.tta)
+        steps = [engine + ["segment", str(self.ct_path), "--out", str(self.out_dir), *options.to_args(),
+                           "--no-analysis", "--progress-lines"]]
         if self.analysis is not None:
-            a = self.analysis
-            steps.append([self.python, "-m", "LiverLVTLib", "analyze", str(self.ct_path),
-                          str(self.labels_path), "--out", str(self.measurements_path.parent),
-                          "--n", str(a.get("n", "NX")), "--m", str(a.get("m", "MX")),
-                          "--cyst-rule", str(a.get("cyst_rule", "acr")),
-                          "--major-vessel-mm", str(a.get("major_vessel_mm", 5.0)),
-                          "--no-models", "--no-report"])
+            steps.append(engine + ["analyze", str(self.ct_path), str(self.labels_path),
+                                   "--out", str(self.measurements_path.parent),
+                                   *AnalysisOptions.of(self.analysis).to_args(),
+                                   "--no-models", "--no-report"])
         return steps
 
     def start(self) -> None:

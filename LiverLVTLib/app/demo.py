@@ -1,15 +1,17 @@
-"""Run the whole pipeline on the built-in phantom abdomen: build the phantom CT, segment it with
-the shipped model, analyze and stage the result, and print where the outputs are together with
-the Dice of the model's liver against the phantom's exact truth."""
+"""The whole pipeline on the built-in phantom abdomen: build the phantom CT (with its exact
+truth), segment it, analyze and stage the result, write the outputs, and score the model's liver
+against the truth. Returns values, never prints (``liverlvt demo`` is :mod:`LiverLVTLib.cli.demo`)."""
 from __future__ import annotations
 
-import argparse
-import logging
+import time
 from pathlib import Path
+from typing import Any, Dict, Optional
 
 import SimpleITK as sitk
 
 from ..core import io
+from ..core.options import AnalysisOptions, SegmentOptions
+from ..core.progress import ProgressFn
 
 
 def liver_dice(labels: sitk.Image, truth: sitk.Image) -> float:
@@ -19,30 +21,37 @@ def liver_dice(labels: sitk.Image, truth: sitk.Image) -> float:
     return dice(*(class_mask(sitk.GetArrayViewFromImage(image), "liver") for image in (labels, truth)))
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..segmentation.pipeline import _add_analysis_arguments, add_model_arguments, add_run_arguments
-
-    parser.add_argument("--out", default="liverlvt-demo", help="output folder (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="phantom random seed")
-    add_model_arguments(parser)
-    add_run_arguments(parser)
-    _add_analysis_arguments(parser)
-
-
-def run(args) -> int:
-    from ..segmentation.pipeline import run_analysis_outputs, segment_to_folder
+def write_phantom_case(out_dir, seed: int = 0) -> tuple:
+    """(phantom, ct path, truth path): the phantom CT and its truth labels in ``out_dir``."""
     from ..synthetic.phantom import make_phantom
 
-    logging.basicConfig(level=logging.INFO, format="liverlvt: %(message)s")
-    out_dir = io.ensure_output_dir(args.out)
-    phantom = make_phantom(seed=args.seed)
+    out_dir = io.ensure_output_dir(out_dir)
+    phantom = make_phantom(seed=seed)
     ct_path = io.write_image(phantom.ct, Path(out_dir) / "ct.nii.gz")
-    io.write_image(phantom.labels, Path(out_dir) / "truth_labels.nii.gz")
-    print(f"phantom CT: {ct_path}  (truth: {Path(out_dir) / 'truth_labels.nii.gz'})")
-    labels = segment_to_folder(args, phantom.ct, out_dir)
-    print(f"liver Dice of the shipped model against the phantom truth: "
-          f"{liver_dice(labels, phantom.labels):.3f}")
-    if not args.no_analysis:
-        run_analysis_outputs(args, phantom.ct, labels, out_dir, ct_name="Phantom CT")
-    print(f"outputs: {Path(out_dir).resolve()}")
-    return 0
+    truth_path = io.write_image(phantom.labels, Path(out_dir) / "truth_labels.nii.gz")
+    return phantom, ct_path, truth_path
+
+
+def run_demo(out_dir, seed: int = 0, segment: Optional[SegmentOptions] = None,
+             analysis: Optional[AnalysisOptions] = None, analyze: bool = True,
+             progress: Optional[ProgressFn] = None, models: bool = True,
+             report: bool = True) -> Dict[str, Any]:
+    """Phantom -> labels -> (analysis + outputs) in ``out_dir``; returns {"phantom", "labels",
+    "liver_dice", "seconds" (segmentation), "measurements" (None without analysis), "paths"}."""
+    from ..analysis.measure import analyze_case
+    from ..outputs.writer import write_analysis
+    from ..segmentation.pipeline import segment_ct
+
+    phantom, ct_path, truth_path = write_phantom_case(out_dir, seed)
+    start = time.perf_counter()
+    labels = segment_ct(phantom.ct, segment, progress=progress)
+    seconds = time.perf_counter() - start
+    paths: Dict[str, Any] = {"ct": str(ct_path), "truth": str(truth_path),
+                             "labels": str(io.write_image(labels, Path(out_dir) / "labels.nii.gz"))}
+    measurements = None
+    if analyze:
+        measurements = analyze_case(phantom.ct, labels, analysis, progress=progress)
+        paths.update(write_analysis(measurements, phantom.ct, labels, out_dir, models=models,
+                                    report=report))
+    return {"phantom": phantom, "labels": labels, "liver_dice": liver_dice(labels, phantom.labels),
+            "seconds": seconds, "measurements": measurements, "paths": paths}

@@ -1,4 +1,4 @@
-"""``--scene OUT.mrb``: a Slicer scene bundle built by the same Logic as the Slicer module.
+"""A Slicer scene bundle (``liverlvt ... --scene OUT.mrb``) built by the same Logic as the Slicer module.
 
 The bundle holds the CT volume, the "<CT> LVT" segmentation (terminology, colours, closed
 surfaces), one model node per segment, the "LiverLVT lesions" table, the diameter lines and the
@@ -15,14 +15,6 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from ..core.errors import OutputError
-
-SCENE_HELP = ("also write a 3D Slicer scene bundle (.mrb) with the CT, segmentation, models, "
-              "lesion table and diameter lines (needs the slicer-core package)")
-
-
-def add_scene_argument(parser) -> None:
-    """``--scene OUT.mrb`` for the ``segment`` and ``analyze`` commands."""
-    parser.add_argument("--scene", metavar="OUT.mrb", default=None, help=SCENE_HELP)
 
 
 def build_scene(ct: sitk.Image, labels: sitk.Image, result: dict, ct_name: str = "CT",

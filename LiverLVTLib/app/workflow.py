@@ -97,7 +97,7 @@ def engine_stager(lesions, n, m, **kwargs):
 
 
 def engine_report_writer(measurements, ct, labels, out_dir) -> None:
-    from ..analysis.measure import write_analysis
+    from ..outputs.writer import write_analysis
 
     write_analysis(measurements, ct, labels, out_dir, models=False, report=True)
 

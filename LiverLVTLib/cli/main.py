@@ -1,7 +1,8 @@
 """``liverlvt`` command line: one subcommand per pipeline stage.
 
-Each subcommand lives in the module that does the work; the module exposes
-``add_arguments(parser)`` and ``run(args) -> int``. Bad input ends with exit code 2 and one line
+Each subcommand is a module of this package (``cli/<command>.py``) exposing
+``add_arguments(parser)`` and ``run(args) -> int``; it turns the arguments into the engine's
+options, calls the engine and prints. The engine never sees argparse. Bad input ends with exit code 2 and one line
 ``liverlvt: error: <problem>. Fix: <fix>`` (no traceback).
 """
 from __future__ import annotations
@@ -16,11 +17,11 @@ from ..core.errors import LiverLVTError
 
 # subcommand -> (module, one-line help)
 COMMANDS = {
-    "segment": ("segmentation.pipeline", "segment a CT into liver/vessel/tumor labels (then analyze them)"),
-    "demo": ("app.demo", "run the whole pipeline on the built-in phantom CT"),
-    "analyze": ("analysis.measure", "measure lesions, vessel contact, volumes and stage from CT + labels"),
-    "train": ("training.train", "train the liver/vessel/tumor network on a data manifest"),
-    "evaluate": ("evaluation.evaluate", "score predicted labels against reference labels"),
+    "segment": ("segment", "segment a CT into liver/vessel/tumor labels (then analyze them)"),
+    "demo": ("demo", "run the whole pipeline on the built-in phantom CT"),
+    "analyze": ("analyze", "measure lesions, vessel contact, volumes and stage from CT + labels"),
+    "train": ("train", "train the liver/vessel/tumor network on a data manifest"),
+    "evaluate": ("evaluate", "score predicted labels against reference labels"),
 }
 
 
@@ -31,12 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"liverlvt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
-        try:
-            module = importlib.import_module(f"LiverLVTLib.{module_name}")
-        except ModuleNotFoundError as exc:  # a stage not built yet in a development checkout
-            if exc.name != f"LiverLVTLib.{module_name}":
-                raise
-            continue
+        module = importlib.import_module(f"{__package__}.{module_name}")
         command = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text))
         module.add_arguments(command)
         command.set_defaults(_run=module.run)

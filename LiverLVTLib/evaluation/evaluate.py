@@ -15,24 +15,28 @@ Two modes:
         k-fold cross-validation: each case is segmented by a fold model that never trained on it
         or its phase partner (:mod:`LiverLVTLib.evaluation.crossval`); one pooled table.
 
-Outputs ``OUT/metrics.json`` and ``OUT/metrics.md`` (per case rows, mean ± sd, tumor rows per
+The engine is :func:`evaluate_pair` and :func:`evaluate_manifest` (they return the result and
+never print; per-case lines go to a ``log`` callback); :mod:`LiverLVTLib.cli.evaluate` is the
+command. Outputs ``OUT/metrics.json`` and ``OUT/metrics.md`` (per case rows, mean ± sd, tumor rows per
 phase, phase pairs). Metric definitions and the empty-reference rules: :mod:`LiverLVTLib.evaluation.metrics`.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
 
 from ..core import io
 from ..core.errors import InputError
+from ..core.manifest import is_labelled, load_manifest
+from ..core.options import SegmentOptions
 from .metrics import (
     CLASSES,
     NSD_TOLERANCE_MM,
@@ -49,28 +53,6 @@ SUMMARY_KEYS = ("dice", "voe", "accuracy", "sensitivity", "precision", "hd95_mm"
                 "volume_diff_percent", "fp_volume_ml", "lesion_sensitivity", "lesion_precision",
                 "lesion_sensitivity_lits", "lesion_precision_lits")
 PHASE_ORDER = ("arterial", "portal-venous", "equilibrium")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("pred", nargs="?", help="predicted label map (single-pair mode)")
-    parser.add_argument("ref", nargs="?", help="reference label map on the same grid")
-    parser.add_argument("--manifest", default=None, help="data manifest.json (manifest mode)")
-    parser.add_argument("--out", default=None,
-                        help="output folder for metrics.json / metrics.md (manifest mode default: "
-                        "liverlvt-eval; single-pair mode prints only unless given)")
-    parser.add_argument("--cases", nargs="+", default=None, metavar="ID",
-                        help="evaluate only these case ids (manifest mode)")
-    from ..segmentation.pipeline import add_model_arguments
-
-    add_model_arguments(parser)
-    parser.add_argument("--folds", nargs="+", default=None, metavar="MODEL_DIR",
-                        help="cross-validation: fold model folders; each case is segmented by the "
-                        "first fold whose card shows it never trained on that case or its phase "
-                        "partner (replaces --model)")
-    parser.add_argument("--pred-dir", default=None,
-                        help="reuse predictions PRED_DIR/<id>/labels.nii.gz instead of segmenting")
-    parser.add_argument("--classes", nargs="+", default=list(CLASSES), choices=list(CLASSES),
-                        help="classes scored in single-pair mode (default all)")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -120,7 +102,7 @@ def summarize_cases(records: List[Dict[str, Dict]]) -> Dict[str, Dict]:
     return out
 
 
-def _fmt(value, digits=3) -> str:
+def fmt(value, digits=3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
@@ -161,7 +143,7 @@ def markdown(result: Dict) -> str:
         lines += ["| case | phase | " + " | ".join(c[2] for c in cols) + " |",
                   "|---|---|" + "---|" * len(cols)]
         for cid, record in cases.items():
-            cells = [_fmt(record[name].get(key), d) if name in record else "n/a"
+            cells = [fmt(record[name].get(key), d) if name in record else "n/a"
                      for name, key, _, d in cols]
             mark = " *" if cid in seen else ""
             lines.append(f"| {cid}{mark} | {info.get(cid, {}).get('phase', '')} | " + " | ".join(cells) + " |")
@@ -196,8 +178,8 @@ def markdown(result: Dict) -> str:
                   "| case a | case b | liver a (mL) | liver b (mL) | difference (%) |",
                   "|---|---|---|---|---|"]
         for p in pairs:
-            lines.append(f"| {p['a']} | {p['b']} | {_fmt(p['liver_volume_a_ml'], 1)} | "
-                         f"{_fmt(p['liver_volume_b_ml'], 1)} | {_fmt(p['liver_volume_diff_percent'], 2)} |")
+            lines.append(f"| {p['a']} | {p['b']} | {fmt(p['liver_volume_a_ml'], 1)} | "
+                         f"{fmt(p['liver_volume_b_ml'], 1)} | {fmt(p['liver_volume_diff_percent'], 2)} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -211,55 +193,26 @@ def write_outputs(result: Dict, out_dir: Path) -> Path:
 
 
 # ----------------------------------------------------------------------------- single pair
-def run_pair(args) -> int:
-    if not args.pred or not args.ref:
-        raise InputError("give either PRED and REF label maps or --manifest FILE",
-                         "e.g. 'liverlvt evaluate pred.nii.gz ref.nii.gz' or "
-                         "'liverlvt evaluate --manifest data/manifest.json'")
-    ref = io.read_labels(args.ref)
-    pred = io.read_labels(args.pred)
-    if not io.same_grid(pred, ref):
+def evaluate_pair(pred, ref, classes: Sequence[str] = CLASSES, out_dir=None) -> Dict:
+    """Score a predicted label map (path or image) against a reference on the same grid; the
+    metrics.json result (written to ``out_dir`` when given, with metrics.md)."""
+    ref_image = ref if isinstance(ref, sitk.Image) else io.read_labels(ref)
+    pred_image = pred if isinstance(pred, sitk.Image) else io.read_labels(pred)
+    if not io.same_grid(pred_image, ref_image):
         raise InputError("the predicted labels do not lie on the reference grid (pred: "
-                         + io.describe_grid(pred) + "; ref: " + io.describe_grid(ref) + ")",
+                         + io.describe_grid(pred_image) + "; ref: " + io.describe_grid(ref_image) + ")",
                          "compare label maps of the same CT (same size, spacing, origin, direction)")
-    scores = score_images(pred, ref, args.classes)
-    result = {"cases": {"pair": scores}, "case_info": {"pair": {"prediction": str(args.pred),
-                                                             "reference": str(args.ref)}}}
+    scores = score_images(pred_image, ref_image, classes)
+    result = {"cases": {"pair": scores}, "case_info": {"pair": {"prediction": str(pred),
+                                                             "reference": str(ref)}}}
     result.update(summarize_cases([scores]))
     result = _clean(result)
-    for name, record in scores.items():
-        extra = ""
-        if name == "tumor":
-            extra = (f"  lesions {record['lesions_found']}/{record['reference_lesions']} found, "
-                     f"{record['false_positive_lesions']} false positive")
-        print(f"{name:6s} dice {_fmt(record['dice'])}  hd95 {_fmt(record['hd95_mm'], 2)} mm  "
-              f"nsd@{record['nsd_tolerance_mm']:g}mm {_fmt(record['nsd'])}{extra}")
-    if args.out:
-        path = write_outputs(result, Path(args.out))
-        print(f"metrics: {path}")
-    return 0
+    if out_dir:
+        write_outputs(result, Path(out_dir))
+    return result
 
 
 # ----------------------------------------------------------------------------- manifest
-def _load_manifest(path) -> Dict:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"manifest '{path}' does not exist", "give the path of a data manifest.json")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        cases = manifest["cases"]
-        assert isinstance(cases, list) and all("id" in c and "ct" in c for c in cases)
-    except (ValueError, KeyError, TypeError, AssertionError):
-        raise InputError(f"'{path}' is not a LiverLVT data manifest",
-                         "a manifest is JSON with a 'cases' list of {id, ct, labels, annotated, ...}") from None
-    manifest["_root"] = str(path.resolve().parent)
-    return manifest
-
-
-def is_labelled(entry: Dict) -> bool:
-    return bool(entry.get("labels")) and bool(entry.get("annotated"))
-
-
 def select_cases(manifest: Dict, wanted: Optional[List[str]]) -> List[Dict]:
     """Cases to evaluate: ``wanted`` (in manifest order) or every labelled case plus the CT-only
     partners of labelled phase-pair members."""
@@ -292,98 +245,89 @@ def phase_pairs(entries: List[Dict]) -> List[tuple]:
     return pairs
 
 
-def _prediction(entry: Dict, root: Path, args, out_dir: Path, model=None):
-    """(label image, path, seconds or None) for one case: reused from --pred-dir or segmented."""
+def _prediction(entry: Dict, root: Path, run: "_Run", model=None):
+    """(label image, path, seconds or None) for one case: reused from ``pred_dir`` or segmented."""
     cid = entry["id"]
-    if args.pred_dir:
-        path = Path(args.pred_dir) / cid / "labels.nii.gz"
+    if run.pred_dir:
+        path = Path(run.pred_dir) / cid / "labels.nii.gz"
         if not path.is_file():
             raise InputError(f"no prediction for case '{cid}' at '{path}'",
-                             "segment it first (liverlvt segment) or run without --pred-dir")
+                             "segment it first (liverlvt segment) or segment while evaluating")
         return io.read_labels(path), path, None
     from ..segmentation.pipeline import segment_ct
 
     ct = io.read_ct(root / entry["ct"])
     start = time.perf_counter()
-    labels = segment_ct(ct, model or args.model, args.device, args.tta)
+    labels = segment_ct(ct, run.segment, **({"model_dir": model} if model else {}))
     seconds = time.perf_counter() - start
-    case_dir = io.ensure_output_dir(out_dir / cid)
+    case_dir = io.ensure_output_dir(run.out_dir / cid)
     path = io.write_image(labels, case_dir / "labels.nii.gz")
     return labels, path, seconds
 
 
-def _models_for(entries: List[Dict], args):
+def _models_for(entries: List[Dict], run: "_Run"):
     """(model name(s), {case id: {"path", "name", "seen"}}) for the cases to segment.
 
-    One model (``--model``): every case, flagged ``seen`` when the card lists it as a training
-    case. Folds (``--folds``): each case by a fold that never saw it (:mod:`LiverLVTLib.evaluation.crossval`).
-    Reused predictions (``--pred-dir``): no model.
+    One model (``segment.model_dir``): every case, flagged ``seen`` when the card lists it as a
+    training case. Folds: each case by a fold that never saw it
+    (:mod:`LiverLVTLib.evaluation.crossval`). Reused predictions (``pred_dir``): no model.
     """
     from ..segmentation.model import load_card
     from .crossval import assign_folds, load_folds, trained_cases
 
-    if args.pred_dir:
-        if args.folds:
-            raise InputError("--folds and --pred-dir exclude each other",
+    if run.pred_dir:
+        if run.folds:
+            raise InputError("fold models and saved predictions exclude each other",
                              "segment with the fold models or score saved predictions, not both")
         return None, {}
-    if args.folds:
-        folds = load_folds(args.folds)
+    if run.folds:
+        folds = load_folds(run.folds)
         assignment = assign_folds(entries, {name: f["trained"] for name, f in folds.items()})
         return list(folds), {cid: {"path": folds[name]["path"], "name": name, "seen": False}
                              for cid, name in assignment.items()}
-    card = load_card(args.model)
+    card = load_card(run.segment.model_dir)
     seen = trained_cases(card.card)
-    return card.name, {e["id"]: {"path": args.model, "name": card.name, "seen": e["id"] in seen}
+    return card.name, {e["id"]: {"path": run.segment.model_dir, "name": card.name, "seen": e["id"] in seen}
                        for e in entries}
 
 
-def run_manifest(args) -> int:
-    manifest = _load_manifest(args.manifest)
-    root = Path(manifest["_root"])
-    out_dir = io.ensure_output_dir(args.out or "liverlvt-eval")
-    entries = select_cases(manifest, args.cases)
-    if not any(is_labelled(c) for c in entries) and not any(c.get("pair_of") for c in entries):
-        raise InputError("none of the selected cases has reference labels or a phase partner",
-                         "choose labelled cases (with 'labels' and 'annotated' in the manifest)")
-    model_name, models = _models_for(entries, args)  # a clear error before any work
-    cases, info, records = {}, {}, []
-    for index, entry in enumerate(entries, 1):
-        cid = entry["id"]
-        reference = None
-        if is_labelled(entry):
-            reference = io.read_labels(root / entry["labels"])
-        scorer = models.get(cid, {})
-        pred, path, seconds = _prediction(entry, root, args, out_dir, scorer.get("path"))
-        liver_ml = float(np.count_nonzero(class_mask(sitk.GetArrayViewFromImage(pred), "liver"))) \
-            * voxel_ml(spacing_zyx(pred))
-        info[cid] = {"phase": entry.get("phase"), "annotated": list(entry.get("annotated") or []),
-                     "scored": reference is not None, "prediction": str(path),
-                     "predicted_liver_ml": liver_ml,
-                     "seconds": None if seconds is None else round(seconds, 1),
-                     "model": scorer.get("name"), "seen_in_training": scorer.get("seen")}
-        if scorer.get("seen"):
-            log.warning("case '%s' was in the training set of model '%s': its score is not a "
-                        "held-out result", cid, scorer.get("name"))
-        if reference is not None:
-            if not io.same_grid(pred, reference):
-                raise InputError(f"the prediction of case '{cid}' ({path}) does not lie on its "
-                                 "reference grid (pred: " + io.describe_grid(pred) + "; ref: "
-                                 + io.describe_grid(reference) + ")",
-                                 "give predictions made on this case's CT")
-            wanted = [c for c in CLASSES if c in set(entry["annotated"])]
-            cases[cid] = score_images(pred, reference, wanted)
-            records.append(cases[cid])
-            dice = "  ".join(f"{k} {_fmt(v['dice'])}" for k, v in cases[cid].items())
-            print(f"[{index}/{len(entries)}] {cid}: {dice}", flush=True)
-        else:
-            print(f"[{index}/{len(entries)}] {cid}: CT only (liver {liver_ml:.0f} mL, for its "
-                  "phase pair)", flush=True)
-    result = {"model": model_name, "manifest": str(Path(args.manifest).resolve()),
-              "cases": cases, "case_info": info}
-    if args.folds:
-        result["folds"] = {name: [c for c in info if info[c]["model"] == name] for name in model_name}
-    result.update(summarize_cases(records))
+@dataclass
+class _Run:
+    """One manifest evaluation: where to write, how to segment, folds or saved predictions."""
+
+    out_dir: Path
+    segment: SegmentOptions
+    folds: Optional[Sequence] = None
+    pred_dir: Optional[Path] = None
+
+
+def _score_case(entry: Dict, root: Path, run: _Run, scorer: Dict) -> tuple:
+    """(info record, class scores or None) of one case."""
+    cid = entry["id"]
+    reference = io.read_labels(root / entry["labels"]) if is_labelled(entry) else None
+    pred, path, seconds = _prediction(entry, root, run, scorer.get("path"))
+    liver_ml = float(np.count_nonzero(class_mask(sitk.GetArrayViewFromImage(pred), "liver"))) \
+        * voxel_ml(spacing_zyx(pred))
+    info = {"phase": entry.get("phase"), "annotated": list(entry.get("annotated") or []),
+            "scored": reference is not None, "prediction": str(path),
+            "predicted_liver_ml": liver_ml,
+            "seconds": None if seconds is None else round(seconds, 1),
+            "model": scorer.get("name"), "seen_in_training": scorer.get("seen")}
+    if scorer.get("seen"):
+        log.warning("case '%s' was in the training set of model '%s': its score is not a "
+                    "held-out result", cid, scorer.get("name"))
+    if reference is None:
+        return info, None
+    if not io.same_grid(pred, reference):
+        raise InputError(f"the prediction of case '{cid}' ({path}) does not lie on its "
+                         "reference grid (pred: " + io.describe_grid(pred) + "; ref: "
+                         + io.describe_grid(reference) + ")",
+                         "give predictions made on this case's CT")
+    wanted = [c for c in CLASSES if c in set(entry["annotated"])]
+    return info, score_images(pred, reference, wanted)
+
+
+def _by_phase(cases: Dict, info: Dict) -> Dict:
     by_phase = {}
     phases = sorted({info[c]["phase"] or "unknown" for c in cases},
                     key=lambda p: (PHASE_ORDER.index(p) if p in PHASE_ORDER else 99, p))
@@ -392,27 +336,54 @@ def run_manifest(args) -> int:
         part = summarize_cases([cases[c] for c in ids])
         part["cases"], part["n_cases"] = ids, len(ids)
         by_phase[phase] = part
-    result["by_phase"] = by_phase
-    result["phase_pairs"] = []
+    return by_phase
+
+
+def _pair_rows(entries: List[Dict], info: Dict) -> List[Dict]:
+    rows = []
     for a, b in phase_pairs(entries):
         va, vb = info[a]["predicted_liver_ml"], info[b]["predicted_liver_ml"]
-        result["phase_pairs"].append({
-            "a": a, "b": b, "phase_a": info[a]["phase"], "phase_b": info[b]["phase"],
-            "liver_volume_a_ml": va, "liver_volume_b_ml": vb,
-            "liver_volume_diff_percent": relative_difference_percent(va, vb)})
-    path = write_outputs(result, out_dir)
-    for a_b in result["phase_pairs"]:
-        print(f"phase pair {a_b['a']} / {a_b['b']}: liver volume differs by "
-              f"{_fmt(a_b['liver_volume_diff_percent'], 2)} %")
-    print(f"metrics: {path}  ({out_dir / 'metrics.md'})")
-    return 0
+        rows.append({"a": a, "b": b, "phase_a": info[a]["phase"], "phase_b": info[b]["phase"],
+                     "liver_volume_a_ml": va, "liver_volume_b_ml": vb,
+                     "liver_volume_diff_percent": relative_difference_percent(va, vb)})
+    return rows
 
 
-def run(args) -> int:
-    logging.basicConfig(level=logging.INFO, format="liverlvt: %(message)s")
-    if args.manifest:
-        if args.pred or args.ref:
-            raise InputError("give either PRED REF or --manifest, not both",
-                             "drop the label-map paths or the --manifest option")
-        return run_manifest(args)
-    return run_pair(args)
+def _case_line(index: int, total: int, cid: str, info: Dict, scores: Optional[Dict]) -> str:
+    if scores is None:
+        return (f"[{index}/{total}] {cid}: CT only (liver {info['predicted_liver_ml']:.0f} mL, for "
+                "its phase pair)")
+    return f"[{index}/{total}] {cid}: " + "  ".join(f"{k} {fmt(v['dice'])}" for k, v in scores.items())
+
+
+def evaluate_manifest(manifest, out_dir="liverlvt-eval", cases: Optional[Sequence[str]] = None,
+                      segment: Optional[SegmentOptions] = None, folds: Optional[Sequence] = None,
+                      pred_dir=None, log_line: Callable[[str], None] = log.info) -> Dict:
+    """Segment (or reuse ``pred_dir/<id>/labels.nii.gz``) and score the manifest's cases
+    (``cases``: these ids only); ``folds``: cross-validation fold model folders instead of
+    ``segment.model_dir``. Writes ``out_dir``/metrics.json and metrics.md; returns the result.
+    ``log_line`` gets one line per case."""
+    loaded = load_manifest(manifest)
+    root = Path(loaded["_root"])
+    run = _Run(io.ensure_output_dir(out_dir), SegmentOptions.of(segment), folds, pred_dir)
+    entries = select_cases(loaded, cases)
+    if not any(is_labelled(c) for c in entries) and not any(c.get("pair_of") for c in entries):
+        raise InputError("none of the selected cases has reference labels or a phase partner",
+                         "choose labelled cases (with 'labels' and 'annotated' in the manifest)")
+    model_name, models = _models_for(entries, run)  # a clear error before any work
+    scored, info = {}, {}
+    for index, entry in enumerate(entries, 1):
+        cid = entry["id"]
+        info[cid], scores = _score_case(entry, root, run, models.get(cid, {}))
+        if scores is not None:
+            scored[cid] = scores
+        log_line(_case_line(index, len(entries), cid, info[cid], scores))
+    result = {"model": model_name, "manifest": str(Path(manifest).resolve()),
+              "cases": scored, "case_info": info}
+    if folds:
+        result["folds"] = {name: [c for c in info if info[c]["model"] == name] for name in model_name}
+    result.update(summarize_cases(list(scored.values())))
+    result["by_phase"] = _by_phase(scored, info)
+    result["phase_pairs"] = _pair_rows(entries, info)
+    write_outputs(result, run.out_dir)
+    return result

@@ -14,26 +14,10 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.errors import InputError
 from ..core.preprocess import normalize
 from ..core.progress import ProgressFn, no_progress
 
 log = logging.getLogger("liverlvt")
-
-
-def select_device(device: str = "auto"):
-    """'auto' -> CUDA when available else CPU; 'cuda' without a GPU is a clear error."""
-    import torch
-
-    device = (device or "auto").lower()
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but no CUDA GPU is available to PyTorch",
-                         "use --device cpu (or auto), or install a CUDA build of PyTorch")
-    if device not in ("cpu", "cuda"):
-        raise InputError(f"unknown device '{device}'", "use --device auto, cpu or cuda")
-    return torch.device(device)
 
 
 def count_windows(shape: Sequence[int], roi: Sequence[int], overlap: float) -> int:

@@ -50,6 +50,18 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def build_network(spec: Dict[str, Any], stage_name: str = "?"):
+    """The network a card's stage spec names: ``{"class": <monai.networks.nets class>, "args":
+    {...}}`` (weights not loaded). Inference and training both build theirs here."""
+    import monai.networks.nets as nets
+
+    cls = getattr(nets, spec.get("class", ""), None)
+    if cls is None:
+        raise ModelError(f"model stage '{stage_name}' names an unknown network class "
+                         f"'{spec.get('class')}'", "use a class of monai.networks.nets")
+    return cls(**spec.get("args", {}))
+
+
 @dataclass
 class Stage:
     name: str
@@ -63,13 +75,7 @@ class Stage:
 
     def build_network(self):
         """Instantiate the MONAI network named in the card (weights not loaded)."""
-        import monai.networks.nets as nets
-
-        cls = getattr(nets, self.network.get("class", ""), None)
-        if cls is None:
-            raise ModelError(f"model stage '{self.name}' names an unknown network class "
-                             f"'{self.network.get('class')}'", "use a class of monai.networks.nets")
-        return cls(**self.network.get("args", {}))
+        return build_network(self.network, self.name)
 
     def load_network(self, device="cpu"):
         """Check the sha256, load the state_dict (weights_only) and return the eval() network."""
@@ -77,7 +83,7 @@ class Stage:
 
         if not self.weights.is_file():
             raise ModelError(f"weights file '{self.weights}' is missing",
-                             "reinstall the extension or pass --model with a complete model folder")
+                             "reinstall the extension or choose a complete model folder")
         actual = sha256_file(self.weights)
         if actual != self.sha256:
             raise ModelError(f"weights '{self.weights.name}' do not match the model card's sha256 "
@@ -131,7 +137,7 @@ def load_card(folder=None) -> ModelCard:
     card_path = folder / "model.json"
     if not card_path.is_file():
         raise ModelError(f"no model card at '{card_path}'",
-                         "pass --model with a model folder holding model.json and its weights")
+                         "choose a model folder holding model.json and its weights")
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -157,8 +163,9 @@ def load_card(folder=None) -> ModelCard:
 
 
 def write_card(folder: Path, card: Dict[str, Any]) -> Path:
-    """Write a card atomically, filling each stage's sha256 from its weights file."""
-    from ..core.io import write_text
+    """Write a card atomically, filling each stage's sha256 from its weights file (no SimpleITK
+    needed: training machines write their model folders with it)."""
+    from ..core.files import write_text
 
     for stage in card["stages"]:
         stage["sha256"] = sha256_file(Path(folder) / stage["weights"])

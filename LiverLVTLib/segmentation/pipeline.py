@@ -3,21 +3,20 @@
 Stages of the model card run in order (e.g. a coarse whole-CT pass that finds the liver, then a
 fine pass in the liver box). The labels are cleaned (largest liver, vessels and tumors inside the
 liver, small tumor islands removed) and brought back to the CT's own grid by nearest neighbour.
-``liverlvt segment`` then runs the clinical analysis on them (``--no-analysis`` to skip).
+Options: :class:`LiverLVTLib.core.options.SegmentOptions`. This step never analyses; the
+``liverlvt segment`` command joins it with the analysis (:mod:`LiverLVTLib.cli.segment`).
 """
 from __future__ import annotations
 
-import argparse
 import logging
-import time
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import SimpleITK as sitk
 
 from ..core import io
-from ..core.errors import InputError
+from ..core.device import select_device
+from ..core.options import SegmentOptions
 from ..core.preprocess import canonical, crop, labels_to_grid, to_model_grid
 from ..core.progress import CancelToken, ProgressFn, checker, no_progress
 from .model import ModelCard, load_card
@@ -76,19 +75,19 @@ def _stage_probabilities(card: ModelCard, canon: sitk.Image, device, tta: bool,
     return previous
 
 
-def segment_ct(ct, model_dir=None, device: str = "auto", tta: Optional[bool] = None,
-               progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
-               postprocess: bool = True) -> sitk.Image:
+def segment_ct(ct, options: Optional[SegmentOptions] = None, progress: Optional[ProgressFn] = None,
+               cancel: Optional[CancelToken] = None, **changes) -> sitk.Image:
     """CT (path or sitk.Image) -> uint8 label map on the CT's grid (0 bg, 1 liver, 2 vessel,
-    3 tumor). Raises InputError/ModelError for bad input and Cancelled when cancelled."""
-    from .inference import select_device
-
+    3 tumor). ``options`` a :class:`SegmentOptions` (default: its defaults) with ``changes`` (its
+    field names, e.g. ``device="cpu"``) on top. Raises InputError/ModelError for bad input and
+    Cancelled when cancelled."""
+    options = SegmentOptions.of(options, **changes)
     progress = progress or no_progress
     check = checker(cancel)
     ct = io.read_ct(ct)
-    card = load_card(model_dir)
-    dev = select_device(device)
-    tta = bool(card.inference.get("tta_default", False)) if tta is None else bool(tta)
+    card = load_card(options.model_dir)
+    dev = select_device(options.device)
+    tta = bool(card.inference.get("tta_default", False)) if options.tta is None else options.tta
     progress("prepare", 0.0)
     canon = canonical(ct)
     probs, grid = _stage_probabilities(card, canon, dev, tta, progress, check)
@@ -96,16 +95,8 @@ def segment_ct(ct, model_dir=None, device: str = "auto", tta: Optional[bool] = N
     progress("postprocess", 0.0)
     threshold = float(card.inference.get("threshold", 0.5))
     labels = exclusive_labels(probs, threshold)
-    if postprocess:
-        pp = card.postprocess
-        labels = vessel_like_tumors(labels, probs, float(pp.get("vessel_over_tumor_margin", -1)),
-                                    threshold)
-        labels = clean_labels(labels, grid.GetSpacing()[::-1],
-                              min_tumor_ml=float(pp.get("min_tumor_ml", 0.1)),
-                              liver_margin_mm=float(pp.get("liver_margin_mm", 5.0)),
-                              tumor_opening_radius_mm=float(pp.get("tumor_opening_radius_mm", 0.0)),
-                              keep_largest=bool(pp.get("keep_largest", True)),
-                              liver_bridge_mm=float(pp.get("liver_bridge_mm", 0.0)))
+    if options.postprocess:
+        labels = _clean(labels, probs, card.postprocess, threshold, grid.GetSpacing()[::-1])
     image = sitk.GetImageFromArray(labels)
     image.CopyInformation(grid)
     out = labels_to_grid(image, ct)
@@ -113,93 +104,12 @@ def segment_ct(ct, model_dir=None, device: str = "auto", tta: Optional[bool] = N
     return out
 
 
-# ----------------------------------------------------------------------------- CLI
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("ct", help="CT: NIfTI, NRRD, MHA file or DICOM series folder")
-    parser.add_argument("--out", default="liverlvt-out", help="output folder (default %(default)s)")
-    add_model_arguments(parser)
-    add_run_arguments(parser)
-    _add_analysis_arguments(parser)
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --device, --tta/--no-tta: shared by segment, demo and evaluate."""
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
-    tta = parser.add_mutually_exclusive_group()
-    tta.add_argument("--tta", dest="tta", action="store_true", default=None,
-                     help="flip test-time augmentation (slower; default: the model card's choice)")
-    tta.add_argument("--no-tta", dest="tta", action="store_false")
-
-
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """--no-analysis and --progress-lines: shared by segment and demo."""
-    parser.add_argument("--no-analysis", action="store_true",
-                        help="write the labels only, skip measurements/staging/report")
-    parser.add_argument("--progress-lines", action="store_true",
-                        help="print machine-readable 'LIVERLVT_PROGRESS stage fraction' lines "
-                        "(used by the Slicer module) instead of a progress bar")
-
-
-def _add_analysis_arguments(parser) -> None:
-    from ..analysis.measure import add_staging_arguments
-
-    add_staging_arguments(parser)
-
-
-def cli_progress(progress_lines: bool) -> tuple:
-    """A progress callback for the terminal: tqdm bar per stage, or machine-readable lines."""
-    if progress_lines:
-        from ..core.progress import progress_line
-
-        def report(stage, fraction):
-            print(progress_line(stage, fraction), flush=True)
-
-        return report, lambda: None
-    from tqdm import tqdm
-
-    bar = {"stage": None, "bar": None}
-
-    def report(stage, fraction):
-        if bar["stage"] != stage:
-            if bar["bar"] is not None:
-                bar["bar"].close()
-            bar["stage"], bar["bar"] = stage, tqdm(total=100, desc=stage, unit="%", leave=False,
-                                               disable=None)  # no bar when not a terminal
-        bar["bar"].n = int(round(100 * fraction))
-        bar["bar"].refresh()
-
-    return report, lambda: bar["bar"] is not None and bar["bar"].close()
-
-
-def segment_to_folder(args, ct: sitk.Image, out_dir) -> sitk.Image:
-    """Segment with the CLI's progress display, write ``out_dir/labels.nii.gz``, say where."""
-    report, close = cli_progress(args.progress_lines)
-    start = time.perf_counter()
-    try:
-        labels = segment_ct(ct, args.model, args.device, args.tta, progress=report)
-    finally:
-        close()
-    path = io.write_image(labels, Path(out_dir) / "labels.nii.gz")
-    print(f"labels: {path}  ({time.perf_counter() - start:.1f} s)")
-    return labels
-
-
-def run(args) -> int:
-    logging.basicConfig(level=logging.INFO, format="liverlvt: %(message)s")
-    out_dir = io.ensure_output_dir(args.out)
-    ct = io.read_ct(args.ct)
-    labels = segment_to_folder(args, ct, out_dir)
-    if not args.no_analysis:
-        run_analysis_outputs(args, ct, labels, out_dir, ct_name=io.case_name(args.ct))
-    return 0
-
-
-def run_analysis_outputs(args, ct, labels, out_dir, ct_name: str = "CT") -> None:
-    """Analysis (+ optional scene) of freshly segmented labels."""
-    from ..analysis.measure import run_on_images
-
-    if not (sitk.GetArrayViewFromImage(labels) > 0).any():
-        raise InputError("no liver was found in this CT, so nothing can be measured",
-                         "check that the CT covers the upper abdomen (liver) and is a CT in HU")
-    run_on_images(args, ct, labels, out_dir, ct_name=ct_name)
+def _clean(labels: np.ndarray, probs: np.ndarray, pp: dict, threshold: float, spacing_zyx) -> np.ndarray:
+    """The model card's anatomical clean-up (see :mod:`.postprocess`)."""
+    labels = vessel_like_tumors(labels, probs, float(pp.get("vessel_over_tumor_margin", -1)), threshold)
+    return clean_labels(labels, spacing_zyx,
+                        min_tumor_ml=float(pp.get("min_tumor_ml", 0.1)),
+                        liver_margin_mm=float(pp.get("liver_margin_mm", 5.0)),
+                        tumor_opening_radius_mm=float(pp.get("tumor_opening_radius_mm", 0.0)),
+                        keep_largest=bool(pp.get("keep_largest", True)),
+                        liver_bridge_mm=float(pp.get("liver_bridge_mm", 0.0)))

@@ -21,12 +21,16 @@ images on the fly.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
 from ..core.labels import CHANNELS, LIVER, TUMOR, VESSEL
+from ..core.manifest import labelled_cases
+
+_logger = logging.getLogger("liverlvt")
 
 HU_STORE_MIN = -400
 HU_STORE_MAX = 600
@@ -59,17 +63,6 @@ def tissue_of(name: str) -> str:
         if key in low:
             return tissue
     return "organ"
-
-
-def load_manifest(path) -> dict:
-    path = Path(path)
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    manifest["_root"] = str(path.resolve().parent)
-    return manifest
-
-
-def labelled_cases(manifest: dict) -> List[dict]:
-    return [c for c in manifest["cases"] if c.get("labels") and c.get("annotated")]
 
 
 def annotated_vector(entry: dict) -> np.ndarray:
@@ -139,7 +132,7 @@ def prepare_label_only(folder: Path, spacing_mm, roi_margin_mm: Optional[float] 
 
 
 def build_cache(manifest: dict, cache: Path, stages: Iterable[dict], synth: bool = True,
-                log=print) -> Path:
+                log=_logger.info) -> Path:
     """Write ``cache/<stage>/<id>.npz`` for every labelled case (and label-only map)."""
     from ..core.io import read_ct, read_labels
 
