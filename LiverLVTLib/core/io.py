@@ -6,9 +6,10 @@ origin, direction) is never lost. CT voxels are float32 Hounsfield units; label 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
 import numpy as np
 import SimpleITK as sitk
