@@ -1,6 +1,6 @@
 """The module's workflow (``app.workflow.CaseWorkflow``) through its Protocol seams, with fakes
 for every stage and for the scene logic (no MRML needed: what the scene logic does with real MRML
-is tested in test_slicer_logic.py), and the staging panel's words."""
+is tested in test_mrml_logic.py), and the staging panel's words."""
 from __future__ import annotations
 
 import inspect
