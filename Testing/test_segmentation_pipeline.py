@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from test_io import ct_like
+from test_core_io import ct_like
 
 from LiverLVTLib.cli.main import main
 from LiverLVTLib.core import io
