@@ -97,11 +97,24 @@ def segment_ct(ct, options: Optional[SegmentOptions] = None, progress: Optional[
     labels = exclusive_labels(probs, threshold)
     if options.postprocess:
         labels = _clean(labels, probs, card.postprocess, threshold, grid.GetSpacing()[::-1])
+        labels = _vessel_prior(labels, grid, card.postprocess.get("vessel_prior"))
     image = sitk.GetImageFromArray(labels)
     image.CopyInformation(grid)
     out = labels_to_grid(image, ct)
     progress("postprocess", 1.0)
     return out
+
+
+def _vessel_prior(labels: np.ndarray, grid: sitk.Image, settings) -> np.ndarray:
+    """The card's ``postprocess.vessel_prior`` (absent or false: off): Frangi vesselness on the
+    last stage's CT grid gives enhancing tubes in the liver to the vessel class and vein-shaped
+    'tumors' back to the vessel tree (:func:`.vesselness.apply_vessel_prior`)."""
+    if not settings:
+        return labels
+    from .vesselness import apply_vessel_prior
+
+    options = settings if isinstance(settings, dict) else {}
+    return apply_vessel_prior(labels, sitk.GetArrayViewFromImage(grid), grid.GetSpacing()[::-1], **options)
 
 
 def _clean(labels: np.ndarray, probs: np.ndarray, pp: dict, threshold: float, spacing_zyx) -> np.ndarray:
