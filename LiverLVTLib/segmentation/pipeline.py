@@ -141,8 +141,8 @@ def _vessel_prior_on_ct_grid(out: sitk.Image, ct: sitk.Image, fields, prior: Ves
         return out
     sl = tuple(slice(a, b) for a, b in zip(*box))
     ref = crop(ct, *box)
-    score = sitk.GetArrayViewFromImage(resample(score_img, ref, sitk.sitkLinear, 0.0, sitk.sitkFloat32))
-    inner = sitk.GetArrayViewFromImage(resample(inner_img, ref, sitk.sitkLinear, 0.0, sitk.sitkFloat32)) > 0.5
+    score = sitk.GetArrayFromImage(resample(score_img, ref, sitk.sitkLinear, 0.0, sitk.sitkFloat32))
+    inner = sitk.GetArrayFromImage(resample(inner_img, ref, sitk.sitkLinear, 0.0, sitk.sitkFloat32)) > 0.5
     lab[sl] = set_vessels(lab[sl], sitk.GetArrayViewFromImage(ct)[sl], score, inner, parenchyma, prior)
     refined = sitk.GetImageFromArray(lab)
     refined.CopyInformation(out)
