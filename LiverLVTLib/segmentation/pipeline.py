@@ -119,7 +119,7 @@ def _vessel_prior_on_model_grid(labels: np.ndarray, grid: sitk.Image, prior: Ves
     hu = sitk.GetArrayViewFromImage(grid)
     spacing = grid.GetSpacing()[::-1]
     liver = labels > 0
-    score = tube_score(hu, liver, spacing, prior.min_contrast_hu)
+    score = tube_score(hu, liver, spacing)
     labels = veto_vein_tumors(labels, score, prior)
     parenchyma = float(np.median(hu[labels == LIVER])) if (labels == LIVER).any() else 0.0
     images = []

@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 HU_CLIP = (-100.0, 300.0)
+SCORE_CONTRAST_HU = 30.0  # voxels this far above the parenchyma set the tube score's scale
 SIGMAS_MM = (1.25, 2.0, 3.0)
 
 
@@ -81,7 +82,7 @@ def vesselness(hu: np.ndarray, liver: np.ndarray, spacing_zyx: Sequence[float],
 
 
 def tube_score(hu: np.ndarray, liver: np.ndarray, spacing_zyx: Sequence[float],
-               min_contrast_hu: float = 30.0, sigmas_mm: Sequence[float] = SIGMAS_MM) -> np.ndarray:
+               min_contrast_hu: float = SCORE_CONTRAST_HU, sigmas_mm: Sequence[float] = SIGMAS_MM) -> np.ndarray:
     """Vesselness of the enhancing liver voxels (HU above the parenchyma by ``min_contrast_hu``)
     divided by its 99.9th percentile there (so ~1 on the main veins, whatever the contrast
     phase); 0 elsewhere."""
@@ -175,7 +176,7 @@ def apply_vessel_prior(labels: np.ndarray, hu: np.ndarray, spacing_zyx: Sequence
     stay tumor (a vessel running through a tumor is not carved out)."""
     prior = prior or VesselPrior()
     liver = np.asarray(labels) > 0
-    score = tube_score(hu, liver, spacing_zyx, prior.min_contrast_hu)
+    score = tube_score(hu, liver, spacing_zyx)
     out = veto_vein_tumors(labels, score, prior)
     parenchyma = float(np.median(hu[liver])) if liver.any() else 0.0
     return set_vessels(out, hu, score, inner_liver(out, spacing_zyx, prior.inner_mm), parenchyma, prior)
