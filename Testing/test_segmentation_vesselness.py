@@ -14,10 +14,10 @@ def scene(n=64):
     z, y, x = np.mgrid[:n, :n, :n].astype(np.float32)
     liver = ((z - n / 2) ** 2 + (y - n / 2) ** 2 + (x - n / 2) ** 2) < (0.45 * n) ** 2
     tube = liver & (((y - n / 2 + 10) ** 2 + (x - n / 2) ** 2) < 2.4 ** 2)       # 6 mm vein along z
-    sphere = ((z - n / 2) ** 2 + (y - n / 2 - 12) ** 2 + (x - n / 2) ** 2) < 5 ** 2  # 12.5 mm blob
+    sphere = ((z - n / 2) ** 2 + (y - n / 2 - 12) ** 2 + (x - n / 2) ** 2) < 8 ** 2  # 20 mm HCC
     hu = np.where(liver, 100.0, -100.0) + rng.normal(0, 6, liver.shape)
     hu[tube] = 200.0
-    hu[sphere] = 180.0
+    hu[sphere] = 150.0  # arterial-phase hyper-enhancement, +50 HU (the shared HCCs: +23..+29)
     return hu.astype(np.float32), liver, tube, sphere
 
 

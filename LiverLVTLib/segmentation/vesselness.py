@@ -111,7 +111,7 @@ class VesselPrior:
 
     relative_threshold: float = 0.05   # tube score above which an enhancing voxel is a vessel
     min_contrast_hu: float = 20.0      # HU above the median parenchyma (portal-venous: +30..+120)
-    tumor_tube_score: float = 0.2      # mean tube score from which a 'tumor' is a vein
+    tumor_tube_score: float = 0.07     # mean tube score from which a "tumor" is a vein (real tumors <= 0.043)
     inner_mm: float = 5.0              # new vessel voxels this far inside the liver surface only
     replace_network_vessels: bool = True  # the prior's vessels replace the network's
 
