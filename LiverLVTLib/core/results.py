@@ -119,6 +119,14 @@ def _remove_stale(out: Path) -> None:
                 shutil.rmtree(path, ignore_errors=True)
 
 
+def _final_name(filename, staging: Path, out: Path) -> str:
+    """A staged file named by the path it would have had in ``out``."""
+    try:
+        return str(out / Path(os.fsdecode(filename)).absolute().relative_to(staging))
+    except (TypeError, ValueError):
+        return os.fsdecode(filename) if isinstance(filename, (str, bytes, os.PathLike)) else str(filename)
+
+
 class _Terminated(BaseException):
     """SIGTERM turned into an exception, so that a terminated run cleans up like Ctrl-C."""
 
@@ -146,10 +154,16 @@ def result_folder(out) -> Iterator[Path]:
     if not is_results_folder(out):
         raise OutputError(f"'{out}' exists and holds files that are not LiverLVT results",
                           "choose a new or empty output folder (LiverLVT replaces the whole folder)")
+    existing = out.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"cannot write the output folder '{out}': '{existing}' is a file, not a folder",
+                          "choose another output folder")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create the output folder '{out}' ({exc.strerror or exc})",
+        raise OutputError(f"cannot write the output folder '{out}' ({exc.strerror or exc})",
                           "choose a writable folder") from None
     if not os.access(out.parent, os.W_OK):
         raise OutputError(f"cannot write into '{out.parent}' (permission denied)", "choose a writable folder")
@@ -169,7 +183,7 @@ def result_folder(out) -> Iterator[Path]:
         except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
             if isinstance(exc, OSError):
-                where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+                where = f" ({_final_name(exc.filename, staging, out)})" if getattr(exc, "filename", None) else ""
                 raise OutputError(f"writing the results failed{where}: {exc.strerror or exc}; "
                                   f"'{out}' still holds the previous results",
                                   "free disk space or fix the folder's permissions, then run again") from None
