@@ -17,7 +17,7 @@ from ..core.io import case_name, read_ct, read_labels
 from ..core.options import AnalysisOptions
 from ..outputs.writer import write_analysis
 from .arguments import add_analysis_arguments, add_output_arguments
-from .folder import Run, check_scene_path, results_run
+from .folder import Run, after_landing, check_scene_path, results_run
 
 
 def add_arguments(parser) -> None:
@@ -44,7 +44,8 @@ def run(args) -> int:
     out = Path(args.out) if args.out else default_out(args.ct)
     with results_run(out, scene) as folder:
         result, paths = analyze_into(args, options, ct, labels, folder, ct_name=case_name(args.ct))
-    print_summary(result, paths, folder.out)
+    with after_landing(folder):
+        print_summary(result, paths, folder.out)
     return 0
 
 
@@ -59,7 +60,7 @@ def analyze_into(args, options: AnalysisOptions, ct: sitk.Image, labels: sitk.Im
     if run.scene is not None:
         from ..app.scene_bundle import write_scene_bundle
 
-        write_scene_bundle(ct, labels, result, run.scene, ct_name=ct_name)
+        write_scene_bundle(ct, labels, result, run.scene, ct_name=ct_name, name=Path(args.scene).stem)
         paths["scene"] = str(args.scene)
     return result, paths
 

@@ -9,7 +9,7 @@ import logging
 from ..app.demo import check_seed, liver_dice, make_demo_phantom, write_phantom_files
 from .analyze import print_summary
 from .arguments import add_analysis_arguments, add_output_arguments, add_run_arguments, add_segment_arguments
-from .folder import results_run
+from .folder import after_landing, results_run
 from .segment import check_run, segment_and_analyze
 
 
@@ -35,8 +35,9 @@ def run(args) -> int:
                                                     ct_name="Phantom CT")
         print(f"liver Dice of the shipped model against the phantom truth: "
               f"{liver_dice(labels, phantom.labels):.3f}")
-    if result is not None:
-        print_summary(result, paths, folder.out)
-    print(f"outputs: {folder.out}")
+    with after_landing(folder):
+        if result is not None:
+            print_summary(result, paths, folder.out)
+        print(f"outputs: {folder.out}")
     return 0
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, Optional
 
-from ..core.errors import OutputError
+from ..core.errors import Cancelled, OutputError
 from ..core.files import atomic_path
 from ..core.results import result_folder
 
@@ -67,23 +67,49 @@ class Run:
                 for key, value in paths.items()}
 
 
+def _inside(path: Optional[Path], folder: Path) -> Optional[Path]:
+    """``path`` relative to ``folder`` when it lies inside it, else None."""
+    if path is None:
+        return None
+    try:
+        return path.relative_to(folder)
+    except ValueError:
+        return None
+
+
 @contextlib.contextmanager
 def results_run(out, scene: Optional[Path] = None) -> Iterator[Run]:
     """A :class:`Run` whose files all land together at the end (or not at all)."""
     out = Path(out).absolute()
-    with contextlib.ExitStack() as stack:
-        target = None
-        if scene is not None and scene.parent == out:
-            target = None  # the scene is part of the result set
-        elif scene is not None:
-            try:
-                scene.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise OutputError(f"cannot create the folder of the scene file '{scene}' "
-                                  f"({exc.strerror or exc})", "choose a writable folder for --scene") from None
-            target = stack.enter_context(atomic_path(scene))  # committed after the folder swap
-        stage = stack.enter_context(result_folder(out))
-        run = Run(stage=stage, out=out)
-        if scene is not None:
-            run.scene = target if target is not None else stage / scene.name
-        yield run
+    try:
+        with contextlib.ExitStack() as stack:
+            inside = _inside(scene, out)  # a scene inside the output folder is part of the set
+            target = None
+            if scene is not None and inside is None:
+                try:
+                    scene.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise OutputError(f"cannot create the folder of the scene file '{scene}' "
+                                      f"({exc.strerror or exc})", "choose a writable folder for --scene") from None
+                target = stack.enter_context(atomic_path(scene))  # moved into place after the swap
+            stage = stack.enter_context(result_folder(out))  # exits first: the swap
+            run = Run(stage=stage, out=out)
+            if inside is not None:
+                run.scene = stage / inside
+                run.scene.parent.mkdir(parents=True, exist_ok=True)
+            else:
+                run.scene = target
+            yield run
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (result_folder turns it into one)
+        raise Cancelled(f"cancelled; nothing of the new results was written, '{out}' holds "
+                        "what it held before") from None
+
+
+@contextlib.contextmanager
+def after_landing(run: Run) -> Iterator[None]:
+    """Around what a command does once its results are in place (the summary): an interrupt
+    there says the results were written."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Cancelled(f"interrupted after the new results were written to '{run.out}'") from None

@@ -18,7 +18,7 @@ from ..core.options import AnalysisOptions, SegmentOptions
 from ..segmentation.pipeline import check_model, segment_ct
 from .analyze import analyze_into, print_summary
 from .arguments import add_analysis_arguments, add_output_arguments, add_run_arguments, add_segment_arguments
-from .folder import Run, check_scene_path, results_run
+from .folder import Run, after_landing, check_scene_path, results_run
 from .progress import cli_progress
 
 log = logging.getLogger("liverlvt")
@@ -92,6 +92,7 @@ def run(args) -> int:
     with results_run(args.out, scene) as folder:
         _, result, paths = segment_and_analyze(args, options, analysis, ct, folder,
                                             ct_name=io.case_name(args.ct))
-    if result is not None:
-        print_summary(result, paths, folder.out)
+    with after_landing(folder):
+        if result is not None:
+            print_summary(result, paths, folder.out)
     return 0

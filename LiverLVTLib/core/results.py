@@ -24,7 +24,7 @@ import signal
 from pathlib import Path
 from typing import Iterator
 
-from .errors import OutputError
+from .errors import LiverLVTError, OutputError
 
 MARKER = ".liverlvt-results"
 # what LiverLVT writes into a results folder (a folder of only these is ours, marker or not)
@@ -127,6 +127,20 @@ def _final_name(filename, staging: Path, out: Path) -> str:
         return os.fsdecode(filename) if isinstance(filename, (str, bytes, os.PathLike)) else str(filename)
 
 
+def _in_final_names(exc: LiverLVTError, staging: Path, out: Path) -> LiverLVTError:
+    """``exc`` with the staging folder's name replaced by the output folder's (a write failure
+    also says that the previous results are still there)."""
+    problem = exc.problem.replace(str(staging), str(out))
+    if isinstance(exc, OutputError):
+        problem += f"; '{out}' still holds the previous results"
+    if problem == exc.problem:
+        return exc
+    try:
+        return type(exc)(problem, exc.fix)
+    except TypeError:  # an error class with its own constructor: keep it as it is
+        return exc
+
+
 class _Terminated(BaseException):
     """SIGTERM turned into an exception, so that a terminated run cleans up like Ctrl-C."""
 
@@ -180,6 +194,9 @@ def result_folder(out) -> Iterator[Path]:
         except _Terminated:
             shutil.rmtree(staging, ignore_errors=True)
             raise KeyboardInterrupt("terminated (SIGTERM)") from None
+        except LiverLVTError as exc:  # the writer's own words, told in the final folder's names
+            shutil.rmtree(staging, ignore_errors=True)
+            raise _in_final_names(exc, staging, out) from None
         except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
             if isinstance(exc, OSError):
