@@ -53,9 +53,10 @@ def require_liver(labels: sitk.Image) -> None:
     """InputError when the model found (next to) no liver: no measurements, no staging."""
     found = liver_ml(labels)
     if found < MIN_LIVER_ML:
-        raise InputError(f"no liver was found in the field of view of this CT (the model labelled "
-                         f"{found:.1f} mL, less than the {MIN_LIVER_ML:g} mL of any liver), so "
-                         "nothing was measured or staged",
+        extent = " x ".join(f"{n * s:.0f}" for n, s in zip(labels.GetSize(), labels.GetSpacing()))
+        raise InputError(f"no liver was found in the field of view of this CT ({extent} mm; the "
+                         f"model labelled {found:.1f} mL, less than the {MIN_LIVER_ML:g} mL of any "
+                         "liver), so nothing was measured or staged",
                          "give a CT that covers the upper abdomen (liver), in HU")
 
 

@@ -172,7 +172,11 @@ def load_card(folder=None) -> ModelCard:
     except (OSError, ValueError) as exc:
         raise ModelError(f"model card '{card_path}' is unreadable ({exc})",
                          "restore model.json from the release") from None
-    if not isinstance(card, dict) or card.get("schema") != SCHEMA or tuple(card.get("labels", ())) != CHANNELS:
+    if not isinstance(card, dict):
+        kind = {list: "a list", str: "a string"}.get(type(card), f"a JSON {type(card).__name__}")
+        raise ModelError(f"model card '{card_path}' is malformed at (top level): {kind}, not an object",
+                         "restore model.json from the release (a JSON object with schema, labels, stages)")
+    if card.get("schema") != SCHEMA or tuple(card.get("labels", ())) != CHANNELS:
         raise ModelError(f"model card '{card_path}' is not a {SCHEMA} card for labels {CHANNELS}",
                          "use a LiverLVT model folder")
     _check_schema(card, card_path)
