@@ -21,6 +21,7 @@ import ctypes.util
 import os
 import shutil
 import signal
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -127,12 +128,13 @@ def _final_name(filename, staging: Path, out: Path) -> str:
         return os.fsdecode(filename) if isinstance(filename, (str, bytes, os.PathLike)) else str(filename)
 
 
-def _in_final_names(exc: LiverLVTError, staging: Path, out: Path) -> LiverLVTError:
+def _in_final_names(exc: LiverLVTError, staging: Path, out: Path,
+                    kept: str = "still holds the previous results") -> LiverLVTError:
     """``exc`` with the staging folder's name replaced by the output folder's (a write failure
-    also says that the previous results are still there)."""
+    also says what ``out`` still holds)."""
     problem = exc.problem.replace(str(staging), str(out))
-    if isinstance(exc, OutputError):
-        problem += f"; '{out}' still holds the previous results"
+    if isinstance(exc, OutputError) and kept not in problem:
+        problem += f"; '{out}' {kept}"
     if problem == exc.problem:
         return exc
     try:
@@ -205,3 +207,37 @@ def result_folder(out) -> Iterator[Path]:
                                   f"'{out}' still holds the previous results",
                                   "free disk space or fix the folder's permissions, then run again") from None
             raise
+
+
+@contextlib.contextmanager
+def staged_files(folder) -> Iterator[Path]:
+    """Yield a hidden staging folder inside ``folder`` (a folder of the user's own, e.g. the one
+    the Slicer module's Save report / Export models picked); on success move each staged file
+    into ``folder`` by one rename (replacing a file of the same name, never deleting any other
+    file). A failure while writing leaves ``folder`` as it was; an OSError becomes an
+    OutputError naming the file."""
+    folder = Path(folder).absolute()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".liverlvt-saving-", dir=folder))
+    except OSError as exc:
+        raise OutputError(f"cannot write into '{folder}' ({exc.strerror or exc})",
+                          "choose a writable folder") from None
+    try:
+        yield staging
+        names = sorted(p.name for p in staging.iterdir())
+        for name in names:
+            if (folder / name).is_dir() and not (staging / name).is_dir():
+                raise OutputError(f"'{folder / name}' is a folder, so the file '{name}' cannot be saved there",
+                                  "choose another folder")
+        for name in names:
+            os.replace(staging / name, folder / name)
+    except LiverLVTError as exc:
+        raise _in_final_names(exc, staging, folder, "holds the files it held before") from None
+    except OSError as exc:
+        where = f" ({_final_name(exc.filename, staging, folder)})" if exc.filename else ""
+        raise OutputError(f"saving into '{folder}' failed{where}: {exc.strerror or exc}; "
+                          "it holds the files it held before",
+                          "free disk space or fix the folder's permissions, then save again") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
