@@ -79,19 +79,30 @@ def _register_terminology():
 
 
 # ----------------------------------------------------------------------------- parameters
+# defaults and choices come from the engine's one home of them (core.options: no numpy, no torch)
+from LiverLVTLib.core.options import CYST_RULES, DEVICES, M_VALUES, N_VALUES, AnalysisOptions, SegmentOptions  # noqa: E402
+
+_ANALYSIS_DEFAULTS, _SEGMENT_DEFAULTS = AnalysisOptions(), SegmentOptions()
+
+
+def _first(values, default) -> list:
+    """Choice list with the default first (the order the combo boxes show)."""
+    return [default] + [v for v in values if v != default]
+
+
 @parameterNodeWrapper
 class LiverLVTParameterNode:
     inputVolume: vtkMRMLScalarVolumeNode
     modelFolder: pathlib.Path
-    device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
+    device: Annotated[str, Choice(list(DEVICES))] = _SEGMENT_DEFAULTS.device
     tta: bool = False
     perLesionSegments: bool = False
-    cystRule: Annotated[str, Choice(["acr", "gaussian45", "off"])] = "acr"
-    majorVesselMm: Annotated[float, WithinRange(1.0, 30.0)] = 5.0
+    cystRule: Annotated[str, Choice(_first(CYST_RULES, _ANALYSIS_DEFAULTS.cyst_rule))] = _ANALYSIS_DEFAULTS.cyst_rule
+    majorVesselMm: Annotated[float, WithinRange(1.0, 30.0)] = _ANALYSIS_DEFAULTS.major_vessel_mm
     outputSegmentation: vtkMRMLSegmentationNode
     exportFormat: Annotated[str, Choice(["STL", "OBJ"])] = "STL"
-    nCategory: Annotated[str, Choice(["NX", "N0", "N1"])] = "NX"
-    mCategory: Annotated[str, Choice(["MX", "M0", "M1"])] = "MX"
+    nCategory: Annotated[str, Choice(_first(N_VALUES, _ANALYSIS_DEFAULTS.n))] = _ANALYSIS_DEFAULTS.n
+    mCategory: Annotated[str, Choice(_first(M_VALUES, _ANALYSIS_DEFAULTS.m))] = _ANALYSIS_DEFAULTS.m
 
 
 # ----------------------------------------------------------------------------- logic

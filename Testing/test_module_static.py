@@ -99,8 +99,21 @@ def test_choices_match_the_combo_boxes(tree, ui):
         if widget.get("class") != "QComboBox" or name is None:
             continue
         items = [i.find("property").findtext("string") for i in widget.findall("item")]
-        choices = re.search(r"Choice\(\[(.*)\]\)", parameters[name]).group(1)
-        assert items == [c.strip().strip("'\"") for c in choices.split(",")], name
+        choices = eval(re.search(r"Choice\((.*)\)\]", parameters[name]).group(1), _choice_namespace(tree))
+        assert items == list(choices), name
+
+
+def _choice_namespace(tree) -> dict:
+    """What the parameter node's Choice(...) expressions see: the engine's option constants and
+    the module's _first() helper (defaults and choices have one home: core.options)."""
+    from LiverLVTLib.core import options
+
+    namespace = {k: getattr(options, k) for k in dir(options) if not k.startswith("__")}
+    first = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_first")
+    exec(compile(ast.Module([first], []), "LiverLVT.py", "exec"), namespace)
+    namespace["_ANALYSIS_DEFAULTS"] = options.AnalysisOptions()
+    namespace["_SEGMENT_DEFAULTS"] = options.SegmentOptions()
+    return namespace
 
 
 def test_widget_is_thin(tree):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from LiverLVTLib.segmentation.vesselness import apply_vessel_prior, vesselness
+from LiverLVTLib.segmentation.vesselness import VesselPrior, apply_vessel_prior, vesselness
 
 SPACING = (1.25, 1.25, 1.25)
 
@@ -33,7 +33,41 @@ def test_vein_called_tumor_goes_back_to_the_vessel_tree_but_the_blob_stays_tumor
     labels = np.where(liver, 1, 0).astype(np.uint8)
     labels[tube] = 3      # the network called the vein a tumor
     labels[sphere] = 3    # and the enhancing blob a tumor
-    out = apply_vessel_prior(labels, hu, SPACING)
+    out = apply_vessel_prior(labels, hu, SPACING, VesselPrior(inner_mm=0.0))
     assert (out[tube] == 2).mean() > 0.8, "the vein is vessel again"
     assert (out[sphere] == 3).mean() > 0.95, "a round enhancing tumor is not a vessel"
     assert np.all(out[~liver] == 0)
+
+
+def test_vessels_are_decided_on_the_ct_grid():
+    """The model grid (1.25 mm) finds the tube; the vessel voxels are then set on the CT's own,
+    finer grid (interpolated tube score, native HU), so a 5 mm vein is not a staircase of model
+    voxels."""
+    import SimpleITK as sitk
+
+    from LiverLVTLib.core.preprocess import labels_to_grid, to_model_grid
+    from LiverLVTLib.segmentation.pipeline import _vessel_prior_on_ct_grid, _vessel_prior_on_model_grid
+
+    n, spacing = 120, (0.625, 0.625, 1.25)
+    z, y, x = np.mgrid[:60, :n, :n].astype(np.float32)
+    zz, yy, xx = z * spacing[2], y * spacing[1], x * spacing[0]
+    liver = ((zz - 37) ** 2 + (yy - 37) ** 2 + (xx - 37) ** 2) < 34 ** 2
+    tube = liver & (((yy - 30) ** 2 + (xx - 37) ** 2) < 2.5 ** 2)
+    hu = np.where(liver, 100.0, -100.0) + np.random.default_rng(0).normal(0, 5, liver.shape)
+    hu[tube] = 200.0
+    ct = sitk.GetImageFromArray(hu.astype(np.float32))
+    ct.SetSpacing(spacing)
+    grid = to_model_grid(ct, (1.25, 1.25, 1.25))
+    ref = sitk.GetImageFromArray(liver.astype(np.uint8))
+    ref.CopyInformation(ct)
+    model_labels = sitk.GetArrayFromImage(labels_to_grid(ref, grid))
+    prior = VesselPrior(inner_mm=2.0)
+    labels, fields = _vessel_prior_on_model_grid(model_labels, grid, prior)
+    on_model = sitk.GetImageFromArray(labels)
+    on_model.CopyInformation(grid)
+    out = sitk.GetArrayFromImage(_vessel_prior_on_ct_grid(labels_to_grid(on_model, ct), ct, fields, prior))
+    inside = tube & (np.abs(zz - 37) < 25)  # away from the liver's poles (the inner margin)
+    found = out == 2
+    dice = 2 * (found & inside).sum() / (found.sum() + inside.sum())
+    assert dice > 0.7, dice
+    assert not (found & ~liver).any()

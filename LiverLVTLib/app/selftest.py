@@ -223,7 +223,7 @@ def run_phantom_scenario(scene, segmentations_logic=None, analyzer: Optional[Cal
     logic = workflow.scene_logic
     log("Apply on the phantom")
     result = workflow.process(volume)
-    want = analyzer(ph.ct, ph.labels, n="NX", m="MX")
+    want = analyzer(ph.ct, ph.labels)
     check_all(logic, result, ph.ct, ph.labels, want)
     log(staging_text(result.measurements))
 
@@ -231,7 +231,7 @@ def run_phantom_scenario(scene, segmentations_logic=None, analyzer: Optional[Cal
     edited = erase_one_lesion(logic, result, ph.ct, ph.labels)
     n_before = len(result.measurements["lesions"])
     recomputed = workflow.recompute(result.segmentation_node)
-    want_edited = analyzer(ph.ct, edited, n="NX", m="MX")
+    want_edited = analyzer(ph.ct, edited)
     if len(recomputed.measurements["lesions"]) != n_before - 1:
         _fail(f"after erasing a tumor the table has {len(recomputed.measurements['lesions'])} "
               f"lesions, expected {n_before - 1}")

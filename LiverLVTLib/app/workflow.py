@@ -26,8 +26,11 @@ from typing import Any, Dict, List, Optional, Protocol
 import SimpleITK as sitk
 
 from ..core.errors import InputError, LiverLVTError
+from ..core.options import AnalysisOptions
 from ..core.progress import CancelToken, checker, no_progress
 from ..mrml.presentation import for_slicer
+
+_DEFAULTS = AnalysisOptions()  # N/M defaults live in core.options
 
 
 # ----------------------------------------------------------------------------- seams
@@ -150,7 +153,7 @@ class CaseWorkflow:
     # ------------------------------------------------------------------ whole runs
     @in_module_words
     def process(self, volume_node, model_dir=None, device: str = "auto", tta=None,
-                n: str = "NX", m: str = "MX", per_lesion_segments: bool = False,
+                n: str = _DEFAULTS.n, m: str = _DEFAULTS.m, per_lesion_segments: bool = False,
                 progress=None, cancel: Optional[CancelToken] = None,
                 analysis_options: Optional[dict] = None):
         """Segment ``volume_node`` in this process, analyse, and build the nodes. A Cancel (or
@@ -165,7 +168,7 @@ class CaseWorkflow:
                                  analysis_options=analysis_options, progress=progress)
 
     @in_module_words
-    def apply_labels(self, volume_node, labels: sitk.Image, n: str = "NX", m: str = "MX",
+    def apply_labels(self, volume_node, labels: sitk.Image, n: str = _DEFAULTS.n, m: str = _DEFAULTS.m,
                      per_lesion_segments: bool = False, measurements: Optional[dict] = None,
                      ct: Optional[sitk.Image] = None, cancel: Optional[CancelToken] = None,
                      analysis_options: Optional[dict] = None, progress=None):
@@ -185,7 +188,7 @@ class CaseWorkflow:
                                         per_lesion_segments=per_lesion_segments, ct=ct)
 
     @in_module_words
-    def recompute(self, segmentation_node, n: str = "NX", m: str = "MX",
+    def recompute(self, segmentation_node, n: str = _DEFAULTS.n, m: str = _DEFAULTS.m,
                   per_lesion_segments: Optional[bool] = None,
                   analysis_options: Optional[dict] = None):
         """Measurements, lines and stage from the segmentation as it is now (after Segment
@@ -199,7 +202,7 @@ class CaseWorkflow:
                                         segmentation_node=segmentation_node)
 
     @in_module_words
-    def restage(self, volume_node, n: str = "NX", m: str = "MX",
+    def restage(self, volume_node, n: str = _DEFAULTS.n, m: str = _DEFAULTS.m,
                 major_vessel_mm: Optional[float] = None) -> Dict[str, Any]:
         """New N/M: the stage from the stored lesions, without measuring again."""
         measurements = self._stored(volume_node)

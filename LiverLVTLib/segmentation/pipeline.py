@@ -17,11 +17,13 @@ import SimpleITK as sitk
 from ..core import io
 from ..core.device import select_device
 from ..core.errors import ModelError
+from ..core.labels import LIVER
 from ..core.options import SegmentOptions
-from ..core.preprocess import canonical, crop, labels_to_grid, to_model_grid
+from ..core.preprocess import bounding_box, canonical, crop, labels_to_grid, resample, to_model_grid
 from ..core.progress import CancelToken, ProgressFn, checker, no_progress
 from .model import ModelCard, load_card
 from .postprocess import clean_labels, exclusive_labels, largest_component, vessel_like_tumors
+from .vesselness import VesselPrior, inner_liver, set_vessels, tube_score, veto_vein_tumors
 
 log = logging.getLogger("liverlvt")
 
@@ -115,11 +117,54 @@ def segment_ct(ct, options: Optional[SegmentOptions] = None, progress: Optional[
     labels = exclusive_labels(probs, threshold)
     if options.postprocess:
         labels = _clean(labels, probs, card.postprocess, threshold, grid.GetSpacing()[::-1])
+    prior = VesselPrior.of(card.postprocess.get("vessel_prior")) if options.postprocess else None
+    fields = None
+    if prior is not None:
+        labels, fields = _vessel_prior_on_model_grid(labels, grid, prior)
     image = sitk.GetImageFromArray(labels)
     image.CopyInformation(grid)
     out = labels_to_grid(image, ct)
+    if fields is not None:
+        out = _vessel_prior_on_ct_grid(out, ct, fields, prior)
     progress("postprocess", 1.0)
     return out
+
+
+def _vessel_prior_on_model_grid(labels: np.ndarray, grid: sitk.Image, prior: VesselPrior):
+    """The card's ``postprocess.vessel_prior`` on the last stage's grid: the Frangi tube score
+    (and the liver shrunk by ``inner_mm``) as images on that grid, and the labels with veins
+    called tumor given back to the vessel tree (:mod:`.vesselness`)."""
+    hu = sitk.GetArrayViewFromImage(grid)
+    spacing = grid.GetSpacing()[::-1]
+    liver = labels > 0
+    score = tube_score(hu, liver, spacing, prior.min_contrast_hu)
+    labels = veto_vein_tumors(labels, score, prior)
+    parenchyma = float(np.median(hu[labels == LIVER])) if (labels == LIVER).any() else 0.0
+    images = []
+    for array in (score, inner_liver(labels, spacing, prior.inner_mm).astype(np.float32)):
+        image = sitk.GetImageFromArray(array)
+        image.CopyInformation(grid)
+        images.append(image)
+    return labels, (images[0], images[1], parenchyma)
+
+
+def _vessel_prior_on_ct_grid(out: sitk.Image, ct: sitk.Image, fields, prior: VesselPrior) -> sitk.Image:
+    """Vessels decided on the CT's own voxels (thin vessels are 1-3 model voxels wide): the tube
+    score and the inner liver interpolated linearly, the HU test on the native CT, in the
+    liver's box only."""
+    score_img, inner_img, parenchyma = fields
+    lab = sitk.GetArrayFromImage(out)
+    box = bounding_box(lab > 0)
+    if box is None:
+        return out
+    sl = tuple(slice(a, b) for a, b in zip(*box))
+    ref = crop(ct, *box)
+    score = sitk.GetArrayFromImage(resample(score_img, ref, sitk.sitkLinear, 0.0, sitk.sitkFloat32))
+    inner = sitk.GetArrayFromImage(resample(inner_img, ref, sitk.sitkLinear, 0.0, sitk.sitkFloat32)) > 0.5
+    lab[sl] = set_vessels(lab[sl], sitk.GetArrayViewFromImage(ct)[sl], score, inner, parenchyma, prior)
+    refined = sitk.GetImageFromArray(lab)
+    refined.CopyInformation(out)
+    return refined
 
 
 def _clean(labels: np.ndarray, probs: np.ndarray, pp: dict, threshold: float, spacing_zyx) -> np.ndarray:

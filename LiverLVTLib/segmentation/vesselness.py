@@ -14,7 +14,8 @@ it to the network as a channel.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -103,34 +104,78 @@ def vessel_candidates(hu: np.ndarray, liver: np.ndarray, spacing_zyx: Sequence[f
     return tube_score(hu, liver, spacing_zyx, min_contrast_hu, sigmas_mm) > relative_threshold
 
 
-def apply_vessel_prior(labels: np.ndarray, hu: np.ndarray, spacing_zyx: Sequence[float],
-                       relative_threshold: float = 0.05, min_contrast_hu: float = 30.0,
-                       tumor_tube_score: float = 0.2) -> np.ndarray:
-    """Network labels (0-3, on the grid of ``hu``) refined by the vesselness prior:
-    - a tumor component whose mean tube score reaches ``tumor_tube_score`` is an enhancing
-      portal/hepatic vein, not a tumor (the tumor channel's commonest false positive here): its
-      tubular voxels become vessel and the rest liver; a round enhancing tumor (arterial-phase
-      HCC) scores low, since Frangi's blob term suppresses it;
-    - enhancing tubular liver voxels become vessel (the network under-segments vessels).
-    Tumor voxels otherwise stay tumor (a vessel running through a tumor is not carved out)."""
+@dataclass
+class VesselPrior:
+    """The settings of the card's ``postprocess.vessel_prior`` (the one home of their defaults)."""
+
+    relative_threshold: float = 0.05   # tube score above which an enhancing voxel is a vessel
+    min_contrast_hu: float = 20.0      # HU above the median parenchyma (portal-venous: +30..+120)
+    tumor_tube_score: float = 0.2      # mean tube score from which a 'tumor' is a vein
+    inner_mm: float = 5.0              # new vessel voxels this far inside the liver surface only
+    replace_network_vessels: bool = True  # the prior's vessels replace the network's
+
+    @classmethod
+    def of(cls, settings) -> Optional["VesselPrior"]:
+        if not settings:
+            return None
+        return cls(**settings) if isinstance(settings, dict) else cls()
+
+
+def veto_vein_tumors(labels: np.ndarray, score: np.ndarray, prior: VesselPrior) -> np.ndarray:
+    """A tumor component whose mean tube score reaches ``prior.tumor_tube_score`` is an
+    enhancing portal/hepatic vein, not a tumor (the tumor channel's commonest false positive
+    here): its tubular voxels become vessel, the rest liver. A round enhancing tumor
+    (arterial-phase HCC) scores low: Frangi's blob term suppresses it."""
     import cc3d
 
     from ..core.labels import LIVER, TUMOR, VESSEL
 
     out = np.array(labels, np.uint8, copy=True)
-    score = tube_score(hu, out > 0, spacing_zyx, min_contrast_hu)
-    tubes = score > relative_threshold
-    if not tubes.any():
-        return out
     cc, count = cc3d.connected_components(out == TUMOR, connectivity=26, return_N=True)
-    if count:
-        total = np.bincount(cc.ravel(), minlength=count + 1)
-        summed = np.bincount(cc.ravel(), weights=score.ravel(), minlength=count + 1)
-        veins = np.flatnonzero(summed >= tumor_tube_score * np.maximum(total, 1))
-        veins = veins[veins > 0]
-        if veins.size:
-            vein = np.isin(cc, veins)
-            out[vein] = LIVER
-            out[vein & tubes] = VESSEL
+    if not count:
+        return out
+    total = np.bincount(cc.ravel(), minlength=count + 1)
+    summed = np.bincount(cc.ravel(), weights=score.ravel(), minlength=count + 1)
+    veins = np.flatnonzero(summed >= prior.tumor_tube_score * np.maximum(total, 1))
+    veins = veins[veins > 0]
+    if veins.size:
+        vein = np.isin(cc, veins)
+        out[vein] = LIVER
+        out[vein & (score > prior.relative_threshold)] = VESSEL
+    return out
+
+
+def inner_liver(labels: np.ndarray, spacing_zyx: Sequence[float], inner_mm: float) -> np.ndarray:
+    """The liver (labels > 0) shrunk by ``inner_mm``: the IVC and the hilum, bright tubes at the
+    edge of a predicted liver, are not hepatic vessels inside the liver."""
+    liver = np.asarray(labels) > 0
+    if inner_mm <= 0:
+        return liver
+    return ndimage.binary_erosion(liver, iterations=max(1, int(round(inner_mm / float(min(spacing_zyx))))))
+
+
+def set_vessels(labels: np.ndarray, hu: np.ndarray, score: np.ndarray, inner: np.ndarray,
+                parenchyma_hu: float, prior: VesselPrior) -> np.ndarray:
+    """Vessel voxels on any grid (the CT's own, for thin vessels: the score and the inner liver
+    interpolated onto it, the HU test on the native voxels): enhancing, tubular, inside."""
+    from ..core.labels import LIVER, VESSEL
+
+    out = np.array(labels, np.uint8, copy=True)
+    tubes = (score > prior.relative_threshold) & inner & (hu > parenchyma_hu + prior.min_contrast_hu)
+    if prior.replace_network_vessels:
+        out[(out == VESSEL) & ~tubes] = LIVER
     out[tubes & (out == LIVER)] = VESSEL
     return out
+
+
+def apply_vessel_prior(labels: np.ndarray, hu: np.ndarray, spacing_zyx: Sequence[float],
+                       prior: Optional[VesselPrior] = None) -> np.ndarray:
+    """The whole prior on one grid (labels 0-3 on the grid of ``hu``): veins called tumor go back
+    to the vessel tree, enhancing tubes inside the liver become vessel. Tumor voxels otherwise
+    stay tumor (a vessel running through a tumor is not carved out)."""
+    prior = prior or VesselPrior()
+    liver = np.asarray(labels) > 0
+    score = tube_score(hu, liver, spacing_zyx, prior.min_contrast_hu)
+    out = veto_vein_tumors(labels, score, prior)
+    parenchyma = float(np.median(hu[liver])) if liver.any() else 0.0
+    return set_vessels(out, hu, score, inner_liver(out, spacing_zyx, prior.inner_mm), parenchyma, prior)
