@@ -172,6 +172,27 @@ def test_bad_input_never_touches_the_folder(case, old_set, tmp_path, phantom, ca
     capsys.readouterr()
 
 
+def test_a_folder_holding_the_input_or_the_users_files_is_refused(case, tmp_path, phantom, capsys):
+    """The swap replaces the whole folder: a folder holding the run's own input (labels
+    corrected in place, the CT) or files that are not LiverLVT results is refused, untouched."""
+    out = tmp_path / "out"
+    assert analyze(case, out) == 0
+    corrected = out / "labels.nii.gz"  # e.g. segment's labels, corrected in Slicer and saved back
+    corrected.write_bytes(Path(case[1]).read_bytes())
+    before = listing(out)
+    capsys.readouterr()
+    assert main(["analyze", case[0], str(corrected), "--out", str(out)]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "holds the input" in line and str(corrected) in line
+    assert listing(out) == before
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "chapter1.docx").write_text("precious")
+    assert analyze(case, mine) == 2
+    assert "not LiverLVT results" in capsys.readouterr().err
+    assert listing(mine) == {"chapter1.docx": b"precious"} and siblings(mine) == []
+
+
 @pytest.mark.parametrize("scene, words", [("scene.txt", "must end in .mrb"),
                                           ("afile/scene.mrb", "not a writable folder"),
                                           ("adir.mrb", "is a folder")])

@@ -42,7 +42,7 @@ def run(args) -> int:
     labels = read_labels(args.labels, ct)
     volumes(sitk.GetArrayViewFromImage(labels), 1.0)  # no liver: refused before the folder is touched
     out = Path(args.out) if args.out else default_out(args.ct)
-    with results_run(out, scene) as folder:
+    with results_run(out, scene, inputs=(args.ct, args.labels)) as folder:
         result, paths = analyze_into(args, options, ct, labels, folder, ct_name=case_name(args.ct))
     with after_landing(folder):
         print_summary(result, paths, folder.out)

@@ -28,7 +28,7 @@ def run(args) -> int:
     check_seed(args.seed)
     options, analysis, scene = check_run(args)
     phantom = make_demo_phantom(args.seed)
-    with results_run(args.out, scene) as folder:
+    with results_run(args.out, scene, inputs=(options.model_dir,)) as folder:
         ct_path, truth_path = write_phantom_files(phantom, folder.stage)
         print(f"phantom CT: {folder.final(ct_path)}  (truth: {folder.final(truth_path)})")
         labels, result, paths = segment_and_analyze(args, options, analysis, phantom.ct, folder,

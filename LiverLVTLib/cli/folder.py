@@ -17,7 +17,7 @@ from typing import Dict, Iterator, Optional
 
 from ..core.errors import Cancelled, OutputError
 from ..core.files import atomic_path
-from ..core.results import result_folder
+from ..core.results import check_inputs_outside, result_folder
 
 
 def check_scene_path(scene) -> Optional[Path]:
@@ -78,9 +78,11 @@ def _inside(path: Optional[Path], folder: Path) -> Optional[Path]:
 
 
 @contextlib.contextmanager
-def results_run(out, scene: Optional[Path] = None) -> Iterator[Run]:
-    """A :class:`Run` whose files all land together at the end (or not at all)."""
+def results_run(out, scene: Optional[Path] = None, inputs=()) -> Iterator[Run]:
+    """A :class:`Run` whose files all land together at the end (or not at all); ``inputs`` (the
+    paths the run read) must lie outside ``out``."""
     out = Path(out).absolute()
+    check_inputs_outside(out, inputs)
     try:
         with contextlib.ExitStack() as stack:
             inside = _inside(scene, out)  # a scene inside the output folder is part of the set
@@ -92,7 +94,7 @@ def results_run(out, scene: Optional[Path] = None) -> Iterator[Run]:
                     raise OutputError(f"cannot create the folder of the scene file '{scene}' "
                                       f"({exc.strerror or exc})", "choose a writable folder for --scene") from None
                 target = stack.enter_context(atomic_path(scene))  # moved into place after the swap
-            stage = stack.enter_context(result_folder(out))  # exits first: the swap
+            stage = stack.enter_context(result_folder(out, inputs))  # exits first: the swap
             run = Run(stage=stage, out=out)
             if inside is not None:
                 run.scene = stage / inside

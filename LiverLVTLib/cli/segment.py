@@ -90,7 +90,7 @@ def run(args) -> int:
     logging.basicConfig(level=logging.INFO, format="liverlvt: %(message)s")
     options, analysis, scene = check_run(args)
     ct = io.read_ct(args.ct)
-    with results_run(args.out, scene) as folder:
+    with results_run(args.out, scene, inputs=(args.ct, options.model_dir)) as folder:
         _, result, paths = segment_and_analyze(args, options, analysis, ct, folder,
                                             ct_name=io.case_name(args.ct))
     with after_landing(folder):

@@ -86,6 +86,19 @@ def is_results_folder(out: Path) -> bool:
     return MARKER in names or names <= KNOWN_OUTPUTS
 
 
+def check_inputs_outside(out: Path, inputs=()) -> None:
+    """OutputError when one of ``inputs`` lies in ``out`` (or holds it): replacing ``out`` as a
+    whole would delete it."""
+    real_out = Path(os.path.realpath(out))
+    for item in inputs:
+        if item is None:
+            continue
+        real = Path(os.path.realpath(item))
+        if real == real_out or real_out in real.parents:
+            raise OutputError(f"the output folder '{out}' holds the input '{item}', and a run "
+                              "replaces the whole folder", "choose another output folder for the results")
+
+
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
     libc_name = ctypes.util.find_library("c")
@@ -164,9 +177,12 @@ def _sigterm_as_exception() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def result_folder(out) -> Iterator[Path]:
-    """Yield a staging folder for a complete result set; swap it in for ``out`` on success."""
+def result_folder(out, inputs=()) -> Iterator[Path]:
+    """Yield a staging folder for a complete result set; swap it in for ``out`` on success.
+    ``inputs``: the files or folders the run reads; one inside ``out`` is refused (the swap
+    would delete it)."""
     out = Path(out).absolute()
+    check_inputs_outside(out, inputs)
     if not is_results_folder(out):
         raise OutputError(f"'{out}' exists and holds files that are not LiverLVT results",
                           "choose a new or empty output folder (LiverLVT replaces the whole folder)")
