@@ -4,6 +4,7 @@ is tested in test_mrml_logic.py), and the staging panel's words."""
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,9 +169,48 @@ def test_save_report_writes_from_the_current_segments(tmp_path):
     path = _workflow(scene, report_writer=writer).save_report("vol", tmp_path)
     assert path == tmp_path / "report.html"
     (args, _), = writer.calls
-    assert args[0] == MEASUREMENTS and args[1] is CT and args[2] is LABELS and args[3] == tmp_path
+    assert args[0] == MEASUREMENTS and args[1] is CT and args[2] is LABELS
+    assert Path(args[3]).parent == tmp_path and Path(args[3]).name.startswith(".liverlvt-saving-")
     with pytest.raises(InputError, match="run Apply first"):
         _workflow(FakeScene()).save_report("vol", tmp_path)
+
+
+def _report_files(fail_on=None):
+    """A report writer writing the three report files; OSError(ENOSPC) on ``fail_on``."""
+    import errno
+
+    def writer(measurements, ct, labels, out_dir):
+        for name in ("report.html", "measurements.json", "lesions.csv"):
+            if name == fail_on:
+                (Path(out_dir) / name).write_text("half")
+                raise OSError(errno.ENOSPC, "No space left on device", str(Path(out_dir) / name))
+            (Path(out_dir) / name).write_text("new " + name)
+    return writer
+
+
+def test_save_report_keeps_the_users_files_and_replaces_its_own(tmp_path):
+    (tmp_path / "my notes.txt").write_text("mine")
+    (tmp_path / "report.html").write_text("old report")
+    scene = FakeScene(stored=MEASUREMENTS)
+    _workflow(scene, report_writer=_report_files()).save_report("vol", tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lesions.csv", "measurements.json",
+                                                          "my notes.txt", "report.html"]
+    assert (tmp_path / "report.html").read_text() == "new report.html"
+    assert (tmp_path / "my notes.txt").read_text() == "mine"
+
+
+def test_save_report_failure_leaves_the_folder_as_it_was(tmp_path):
+    from LiverLVTLib.core.errors import OutputError
+
+    (tmp_path / "my notes.txt").write_text("mine")
+    (tmp_path / "report.html").write_text("old report")
+    scene = FakeScene(stored=MEASUREMENTS)
+    with pytest.raises(OutputError) as info:
+        _workflow(scene, report_writer=_report_files("lesions.csv")).save_report("vol", tmp_path)
+    text = str(info.value)
+    assert str(tmp_path / "lesions.csv") in text and "No space left" in text and ".liverlvt-saving" not in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my notes.txt", "report.html"]
+    assert (tmp_path / "report.html").read_text() == "old report"
 
 
 def test_background_job_gets_the_ct_file_and_its_result_is_published():

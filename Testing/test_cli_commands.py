@@ -8,6 +8,7 @@ import pytest
 
 from LiverLVTLib.cli.main import main
 from LiverLVTLib.core import io
+from LiverLVTLib.core.results import MARKER
 
 
 @pytest.fixture
@@ -26,7 +27,8 @@ def test_demo_command_writes_the_case_and_says_the_dice(tmp_path, tiny_model_dir
                  "--no-tta", "--no-analysis"]) == 0
     printed = capsys.readouterr().out
     assert "phantom CT:" in printed and "liver Dice" in printed and "labels:" in printed
-    assert {p.name for p in out.iterdir()} == {"ct.nii.gz", "truth_labels.nii.gz", "labels.nii.gz"}
+    assert {p.name for p in out.iterdir()} == {"ct.nii.gz", "truth_labels.nii.gz", "labels.nii.gz",
+                                               MARKER}
     assert io.same_grid(io.read_labels(out / "labels.nii.gz"), small_phantom.ct)
 
 

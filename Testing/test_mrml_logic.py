@@ -167,6 +167,16 @@ def test_model_export_writes_stl_and_obj(app, phantom, tmp_path):
         files = logic.scene_logic.export_models(result.segmentation_node, tmp_path / fmt, fmt)
         assert files and all(f.stat().st_size > 0 for f in files)
         assert any(f.suffix.lower() == "." + fmt.lower() for f in files)
+        assert all(f.parent == tmp_path / fmt for f in files)
+
+
+def test_model_export_keeps_the_users_files(app, phantom, tmp_path):
+    logic, result = _apply(app, phantom.ct, phantom.labels, "Phantom")
+    (tmp_path / "my notes.txt").write_text("mine")
+    first = logic.scene_logic.export_models(result.segmentation_node, tmp_path, "STL")
+    again = logic.scene_logic.export_models(result.segmentation_node, tmp_path, "STL")
+    assert first == again and (tmp_path / "my notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["my notes.txt"] + [f.name for f in first])
 
 
 def test_device_choice_messages():

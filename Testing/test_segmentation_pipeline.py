@@ -114,7 +114,8 @@ def test_cli_writes_labels_and_keeps_nothing_half_written(tmp_path, tiny_model_d
     assert code == 0
     labels = io.read_labels(out / "labels.nii.gz", io.read_ct(ct))
     assert labels.GetSize() == (40, 36, 16)
-    assert [p.name for p in out.iterdir()] == ["labels.nii.gz"]
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == ["labels.nii.gz"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "no staging or lock left"
 
 
 def test_module_entry_point_help():

@@ -15,14 +15,16 @@ paper's "stage 4" is AJCC T4 (stage IIIB when N0 M0), not AJCC stage IV.
 """
 from __future__ import annotations
 
+import logging
 import math
+import os
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from ..core.io import as_labels, read_ct
+from ..core.io import as_labels, read_ct, read_labels
 from ..core.options import AnalysisOptions
 from ..core.progress import no_progress
 from . import cyst as cyst_mod
@@ -31,6 +33,8 @@ from .lesions import Grid, crop_image, expand_slices, lesion_components, measure
 from .record import SCHEMA, Measurements  # noqa: F401  (the record's type and schema id)
 from .vessel_contact import vessel_contact
 from .volumetry import volumes
+
+log = logging.getLogger("liverlvt")
 
 NOTES = (
     "Research software, not a medical device: measurements come from the label map and "
@@ -105,6 +109,20 @@ def _measure_lesions(ct: sitk.Image, lab: np.ndarray, hu: np.ndarray, grid: Grid
     return lesions
 
 
+def coverage_warnings(lab: np.ndarray) -> List[str]:
+    """A warning (logged, and kept in the notes) when the liver reaches the first or last slice
+    of the CT: the CT does not cover the whole liver, so its volume and the burden are partial."""
+    liver = np.asarray(lab) > 0
+    ends = [name for name, plane in (("first", liver[0]), ("last", liver[-1])) if plane.any()]
+    if not ends:
+        return []
+    text = (f"Warning: the liver reaches the {' and the '.join(ends)} slice of the CT, so the CT "
+            "does not cover the whole liver: liver volume and tumor burden are underestimated "
+            "and lesions outside the field of view are missed.")
+    log.warning(text[len("Warning: "):])
+    return [text]
+
+
 def _image_info(ct: sitk.Image) -> Dict:
     direction = np.asarray(ct.GetDirection()).reshape(3, 3)
     return {"size": list(ct.GetSize()), "spacing_mm": list(ct.GetSpacing()),
@@ -129,7 +147,7 @@ def analyze_case(ct, labels, options: Optional[AnalysisOptions] = None,
     progress = progress or no_progress
     options = AnalysisOptions.of(options, **changes)
     ct = read_ct(ct)
-    labels = as_labels(labels, ct)
+    labels = read_labels(labels, ct) if isinstance(labels, (str, os.PathLike)) else as_labels(labels, ct)
     lab = sitk.GetArrayViewFromImage(labels)
     hu = sitk.GetArrayViewFromImage(ct)
     grid = Grid.of(ct)
@@ -149,7 +167,7 @@ def analyze_case(ct, labels, options: Optional[AnalysisOptions] = None,
         "staging": staging,
         "settings": options.as_settings(),
         "image": _image_info(ct),
-        "notes": list(NOTES),
+        "notes": list(NOTES) + coverage_warnings(lab),
     }
     progress("analyze", 1.0)
     return _rounded(result)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 import SimpleITK as sitk
 
@@ -36,8 +37,9 @@ def build_scene(ct: sitk.Image, labels: sitk.Image, result: dict, ct_name: str =
 
 
 def write_scene_bundle(ct: sitk.Image, labels: sitk.Image, result: dict, path,
-                       ct_name: str = "CT", models: bool = True) -> Path:
-    """Write ``path`` (.mrb) atomically; returns the path."""
+                       ct_name: str = "CT", models: bool = True, name: Optional[str] = None) -> Path:
+    """Write ``path`` (.mrb) atomically; returns the path. ``name``: the bundle's scene name
+    (default: the file's stem; give the final one when ``path`` is a temporary file)."""
     from ..core.io import atomic_path
 
     path = Path(path)
@@ -47,9 +49,10 @@ def write_scene_bundle(ct: sitk.Image, labels: sitk.Image, result: dict, path,
     app, _ = build_scene(ct, labels, result, ct_name, models)
     work = Path(tempfile.mkdtemp(prefix="liverlvt-mrb-"))
     try:
-        bundle = work / path.stem  # Slicer's .mrb: one top folder holding <name>.mrml + Data/
+        name = name or path.stem
+        bundle = work / name  # Slicer's .mrb: one top folder holding <name>.mrml + Data/
         bundle.mkdir()
-        app.scene.SetURL(str(bundle / f"{path.stem}.mrml"))
+        app.scene.SetURL(str(bundle / f"{name}.mrml"))
         if not app.app_logic.SaveSceneToSlicerDataBundleDirectory(str(bundle), None):
             raise OutputError(f"Slicer could not write the scene into '{bundle}'",
                               "check free disk space in the temporary folder")

@@ -216,7 +216,12 @@ class CaseWorkflow:
     @in_module_words
     def save_report(self, volume_node, out_dir, labels: Optional[sitk.Image] = None) -> Path:
         """The analysis's HTML report (and measurements.json, lesions.csv) for the current
-        segmentation."""
+        segmentation. ``out_dir`` is a folder the user picked (their own files may be there): the
+        three files are written into a hidden staging folder inside it and each moved into place
+        by one rename only once all are written, so a failure leaves the folder as it was and no
+        other file is ever touched (:func:`core.results.staged_files`)."""
+        from ..core.results import staged_files
+
         measurements = self._stored(volume_node)
         segmentation = self.scene_logic.outputs_of(volume_node).get("segmentation")
         if segmentation is None:
@@ -224,7 +229,8 @@ class CaseWorkflow:
         ct = self.scene_logic.ct_of(volume_node)
         if labels is None:
             labels = self.scene_logic.labels_from_segmentation(segmentation, ct)
-        self.report_writer(measurements, ct, labels, out_dir)
+        with staged_files(out_dir) as stage:
+            self.report_writer(measurements, ct, labels, stage)
         return Path(out_dir) / "report.html"
 
     @in_module_words

@@ -1,18 +1,23 @@
 """``liverlvt analyze CT LABELS``: per-lesion measurements, vessel contact, volumes, staging,
 surface models and the HTML report from a CT and a label map on its grid (0 background,
-1 liver, 2 hepatic vessel, 3 tumor), e.g. the model's or a radiologist's corrected one."""
+1 liver, 2 hepatic vessel, 3 tumor), e.g. the model's or a radiologist's corrected one.
+Everything is checked before the output folder is touched, which then receives the whole new
+result set at once (:mod:`.folder`)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Tuple
 
 import SimpleITK as sitk
 
 from ..analysis.measure import analyze_case
+from ..analysis.volumetry import volumes
 from ..core.io import case_name, read_ct, read_labels
 from ..core.options import AnalysisOptions
 from ..outputs.writer import write_analysis
 from .arguments import add_analysis_arguments, add_output_arguments
+from .folder import Run, after_landing, check_scene_path, results_run
 
 
 def add_arguments(parser) -> None:
@@ -30,26 +35,34 @@ def default_out(ct_path: str) -> Path:
 
 
 def run(args) -> int:
+    logging.basicConfig(level=logging.INFO, format="liverlvt: %(message)s")
     options = AnalysisOptions.from_namespace(args)
+    scene = check_scene_path(args.scene)
     ct = read_ct(args.ct)
     labels = read_labels(args.labels, ct)
+    volumes(sitk.GetArrayViewFromImage(labels), 1.0)  # no liver: refused before the folder is touched
     out = Path(args.out) if args.out else default_out(args.ct)
-    analyze_to_folder(args, options, ct, labels, out, ct_name=case_name(args.ct))
+    with results_run(out, scene, inputs=(args.ct, args.labels)) as folder:
+        result, paths = analyze_into(args, options, ct, labels, folder, ct_name=case_name(args.ct))
+    with after_landing(folder):
+        print_summary(result, paths, folder.out)
     return 0
 
 
-def analyze_to_folder(args, options: AnalysisOptions, ct: sitk.Image, labels: sitk.Image, out,
-                      ct_name: str = "CT") -> Dict:
-    """Analyze, write the outputs (and the scene bundle with ``--scene``), print a summary."""
+def analyze_into(args, options: AnalysisOptions, ct: sitk.Image, labels: sitk.Image, run: Run,
+                 ct_name: str = "CT") -> Tuple[Dict, Dict]:
+    """Analyze and write the outputs (and the scene bundle with ``--scene``) into the run;
+    returns (measurements, the outputs' final paths)."""
     result = analyze_case(ct, labels, options)
-    paths = write_analysis(result, ct, labels, out, models=not args.no_models,
+    paths = write_analysis(result, ct, labels, run.stage, models=not args.no_models,
                            report=not args.no_report)
-    if getattr(args, "scene", None):
+    paths = run.final_paths(paths)
+    if run.scene is not None:
         from ..app.scene_bundle import write_scene_bundle
 
-        paths["scene"] = str(write_scene_bundle(ct, labels, result, args.scene, ct_name=ct_name))
-    print_summary(result, paths, out)
-    return result
+        write_scene_bundle(ct, labels, result, run.scene, ct_name=ct_name, name=Path(args.scene).stem)
+        paths["scene"] = str(args.scene)
+    return result, paths
 
 
 def print_summary(result: Dict, paths: Dict, out) -> None:

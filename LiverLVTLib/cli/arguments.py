@@ -16,7 +16,10 @@ SCENE_HELP = ("also write a 3D Slicer scene bundle (.mrb) with the CT, segmentat
 def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
     """--device, --model, --tta/--no-tta, --no-postprocess: shared by segment, demo and evaluate."""
     flags, default = SegmentOptions.FLAGS, SegmentOptions()
-    parser.add_argument(flags["device"], dest="device", default=default.device, choices=DEVICES)
+    parser.add_argument(flags["device"], dest="device", default=default.device, choices=DEVICES,
+                        help="where the network runs: auto (the CUDA GPU when PyTorch sees one, "
+                        "else the CPU), cpu, or cuda (refused when there is no usable GPU) "
+                        "(default %(default)s)")
     parser.add_argument(flags["model_dir"], dest="model_dir", metavar="MODEL", default=default.model_dir,
                         help="model folder (default: the shipped model)")
     tta = parser.add_mutually_exclusive_group()

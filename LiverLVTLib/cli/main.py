@@ -13,7 +13,7 @@ import sys
 from typing import List, Optional
 
 from .. import __version__
-from ..core.errors import LiverLVTError
+from ..core.errors import Cancelled, LiverLVTError
 
 # subcommand -> (module, one-line help)
 COMMANDS = {
@@ -44,6 +44,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)
+    except Cancelled as exc:  # a results run's own words on what was (not) written
+        print(f"liverlvt: {exc}", file=sys.stderr)
+        return exc.exit_code
     except LiverLVTError as exc:
         print(f"liverlvt: error: {exc}", file=sys.stderr)
         return exc.exit_code

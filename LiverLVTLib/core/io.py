@@ -154,8 +154,22 @@ def check_ct_values(array: np.ndarray, pixel_id: int) -> None:
         )
 
 
+def require_image(value, what: str, paths: bool = True) -> None:
+    """TypeError naming what is expected when ``value`` is neither a SimpleITK image nor (with
+    ``paths``) a file path: a numpy array has no spacing, origin or direction."""
+    if isinstance(value, sitk.Image) or (paths and isinstance(value, (str, os.PathLike))):
+        return
+    expected = "a SimpleITK.Image or a file path (str or pathlib.Path)" if paths else "a SimpleITK.Image"
+    kind = "None" if value is None else f"{type(value).__module__}.{type(value).__qualname__}"
+    hint = (" (a numpy array has no spacing, origin or direction: make it an image with "
+            "SimpleITK.GetImageFromArray and copy the CT's geometry with CopyInformation)"
+            if isinstance(value, np.ndarray) else "")
+    raise TypeError(f"the {what} must be {expected}, not {kind.replace('builtins.', '')}{hint}")
+
+
 def read_ct(source: Union[PathLike, sitk.Image]) -> sitk.Image:
     """Read (or take) a CT and return it as a validated float32 HU image."""
+    require_image(source, "CT")
     image = source if isinstance(source, sitk.Image) else read_image(source, "CT")
     check_geometry(image, "CT")
     pixel_id = image.GetPixelID()
@@ -191,6 +205,7 @@ def require_same_grid(labels: sitk.Image, ct: sitk.Image) -> None:
 
 def as_labels(image: sitk.Image, reference: sitk.Image | None = None) -> sitk.Image:
     """Validate a label map (values 0..3, integral) and return it as uint8."""
+    require_image(image, "label map", paths=False)
     check_geometry(image, "label map")
     array = sitk.GetArrayViewFromImage(image)
     values = np.unique(array)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from .errors import InputError
+from .labels import CHANNELS
 
 
 def load_manifest(path) -> Dict:
@@ -22,8 +23,31 @@ def load_manifest(path) -> Dict:
     except (ValueError, KeyError, TypeError, AssertionError):
         raise InputError(f"'{path}' is not a LiverLVT data manifest",
                          "a manifest is JSON with a 'cases' list of {id, ct, labels, annotated, ...}") from None
+    check_cases(cases, path)
     manifest["_root"] = str(path.resolve().parent)
     return manifest
+
+
+def check_cases(cases: List[Dict], path) -> None:
+    """Each entry's ``id`` unique and text, ``annotated`` a list of class names (liver, vessel,
+    tumor), ``pair_of`` the id of another case: InputError naming the case and the field."""
+    fix = ("each case: 'id' a unique name, 'annotated' a list such as [\"liver\", \"tumor\"], "
+           "'pair_of' the id of the other phase's case")
+    ids = [c["id"] for c in cases]
+    for case in cases:
+        cid = case["id"]
+        where = f"manifest '{path}', case '{cid}'"
+        if not isinstance(cid, str) or not cid or ids.count(cid) > 1:
+            raise InputError(f"{where}: 'id' must be a unique non-empty text", fix)
+        annotated = case.get("annotated")
+        if annotated is not None and (not isinstance(annotated, list)
+                                      or any(name not in CHANNELS for name in annotated)):
+            raise InputError(f"{where}: 'annotated' must be a list of {', '.join(CHANNELS)}, "
+                             f"not {json.dumps(annotated)}", fix)
+        partner = case.get("pair_of")
+        if partner is not None and (partner == cid or partner not in ids):
+            why = "names the case itself" if partner == cid else "names no case of the manifest"
+            raise InputError(f"{where}: 'pair_of' {json.dumps(partner)} {why}", fix)
 
 
 def is_labelled(entry: Dict) -> bool:

@@ -21,10 +21,11 @@ import ctypes.util
 import os
 import shutil
 import signal
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from .errors import OutputError
+from .errors import LiverLVTError, OutputError
 
 MARKER = ".liverlvt-results"
 # what LiverLVT writes into a results folder (a folder of only these is ours, marker or not)
@@ -85,6 +86,19 @@ def is_results_folder(out: Path) -> bool:
     return MARKER in names or names <= KNOWN_OUTPUTS
 
 
+def check_inputs_outside(out: Path, inputs=()) -> None:
+    """OutputError when one of ``inputs`` lies in ``out`` (or holds it): replacing ``out`` as a
+    whole would delete it."""
+    real_out = Path(os.path.realpath(out))
+    for item in inputs:
+        if item is None:
+            continue
+        real = Path(os.path.realpath(item))
+        if real == real_out or real_out in real.parents:
+            raise OutputError(f"the output folder '{out}' holds the input '{item}', and a run "
+                              "replaces the whole folder", "choose another output folder for the results")
+
+
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
     libc_name = ctypes.util.find_library("c")
@@ -119,6 +133,29 @@ def _remove_stale(out: Path) -> None:
                 shutil.rmtree(path, ignore_errors=True)
 
 
+def _final_name(filename, staging: Path, out: Path) -> str:
+    """A staged file named by the path it would have had in ``out``."""
+    try:
+        return str(out / Path(os.fsdecode(filename)).absolute().relative_to(staging))
+    except (TypeError, ValueError):
+        return os.fsdecode(filename) if isinstance(filename, (str, bytes, os.PathLike)) else str(filename)
+
+
+def _in_final_names(exc: LiverLVTError, staging: Path, out: Path,
+                    kept: str = "still holds the previous results") -> LiverLVTError:
+    """``exc`` with the staging folder's name replaced by the output folder's (a write failure
+    also says what ``out`` still holds)."""
+    problem = exc.problem.replace(str(staging), str(out))
+    if isinstance(exc, OutputError) and kept not in problem:
+        problem += f"; '{out}' {kept}"
+    if problem == exc.problem:
+        return exc
+    try:
+        return type(exc)(problem, exc.fix)
+    except TypeError:  # an error class with its own constructor: keep it as it is
+        return exc
+
+
 class _Terminated(BaseException):
     """SIGTERM turned into an exception, so that a terminated run cleans up like Ctrl-C."""
 
@@ -140,16 +177,25 @@ def _sigterm_as_exception() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def result_folder(out) -> Iterator[Path]:
-    """Yield a staging folder for a complete result set; swap it in for ``out`` on success."""
+def result_folder(out, inputs=()) -> Iterator[Path]:
+    """Yield a staging folder for a complete result set; swap it in for ``out`` on success.
+    ``inputs``: the files or folders the run reads; one inside ``out`` is refused (the swap
+    would delete it)."""
     out = Path(out).absolute()
+    check_inputs_outside(out, inputs)
     if not is_results_folder(out):
         raise OutputError(f"'{out}' exists and holds files that are not LiverLVT results",
                           "choose a new or empty output folder (LiverLVT replaces the whole folder)")
+    existing = out.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"cannot write the output folder '{out}': '{existing}' is a file, not a folder",
+                          "choose another output folder")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create the output folder '{out}' ({exc.strerror or exc})",
+        raise OutputError(f"cannot write the output folder '{out}' ({exc.strerror or exc})",
                           "choose a writable folder") from None
     if not os.access(out.parent, os.W_OK):
         raise OutputError(f"cannot write into '{out.parent}' (permission denied)", "choose a writable folder")
@@ -166,11 +212,48 @@ def result_folder(out) -> Iterator[Path]:
         except _Terminated:
             shutil.rmtree(staging, ignore_errors=True)
             raise KeyboardInterrupt("terminated (SIGTERM)") from None
+        except LiverLVTError as exc:  # the writer's own words, told in the final folder's names
+            shutil.rmtree(staging, ignore_errors=True)
+            raise _in_final_names(exc, staging, out) from None
         except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
             if isinstance(exc, OSError):
-                where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+                where = f" ({_final_name(exc.filename, staging, out)})" if getattr(exc, "filename", None) else ""
                 raise OutputError(f"writing the results failed{where}: {exc.strerror or exc}; "
                                   f"'{out}' still holds the previous results",
                                   "free disk space or fix the folder's permissions, then run again") from None
             raise
+
+
+@contextlib.contextmanager
+def staged_files(folder) -> Iterator[Path]:
+    """Yield a hidden staging folder inside ``folder`` (a folder of the user's own, e.g. the one
+    the Slicer module's Save report / Export models picked); on success move each staged file
+    into ``folder`` by one rename (replacing a file of the same name, never deleting any other
+    file). A failure while writing leaves ``folder`` as it was; an OSError becomes an
+    OutputError naming the file."""
+    folder = Path(folder).absolute()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".liverlvt-saving-", dir=folder))
+    except OSError as exc:
+        raise OutputError(f"cannot write into '{folder}' ({exc.strerror or exc})",
+                          "choose a writable folder") from None
+    try:
+        yield staging
+        names = sorted(p.name for p in staging.iterdir())
+        for name in names:
+            if (folder / name).is_dir() and not (staging / name).is_dir():
+                raise OutputError(f"'{folder / name}' is a folder, so the file '{name}' cannot be saved there",
+                                  "choose another folder")
+        for name in names:
+            os.replace(staging / name, folder / name)
+    except LiverLVTError as exc:
+        raise _in_final_names(exc, staging, folder, "holds the files it held before") from None
+    except OSError as exc:
+        where = f" ({_final_name(exc.filename, staging, folder)})" if exc.filename else ""
+        raise OutputError(f"saving into '{folder}' failed{where}: {exc.strerror or exc}; "
+                          "it holds the files it held before",
+                          "free disk space or fix the folder's permissions, then save again") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

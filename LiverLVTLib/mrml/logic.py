@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.errors import LiverLVTError
+from ..core.errors import LiverLVTError, OutputError
 from . import convert as mc
 from .nodes import (
     AXIS_ATTRIBUTE,
@@ -336,18 +336,23 @@ class SceneLogic:
 
     # ------------------------------------------------------------------ models
     def export_models(self, segmentation_node, folder, file_format: str = "STL") -> List[Path]:
-        """Closed surfaces to STL/OBJ files (LPS, like Slicer's Export to files)."""
+        """Closed surfaces to STL/OBJ files (LPS, like Slicer's Export to files) in ``folder``,
+        a folder the user picked: the files are exported into a hidden staging folder inside it
+        and moved into place one rename each once all are written (a failure leaves the folder
+        as it was; no other file is touched). Returns the exported files' paths."""
         import slicer
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        before = set(folder.iterdir())
-        ok = slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsClosedSurfaceRepresentationToFiles(
-            str(folder), segmentation_node, None, file_format.upper(), True, 1.0, False)
-        if not ok:
-            raise LiverLVTError(f"the segments could not be exported as {file_format}",
-                                "check that the folder is writable")
-        return sorted(set(folder.iterdir()) - before) or sorted(folder.iterdir())
+        from ..core.results import staged_files
+
+        folder = Path(folder).absolute()
+        with staged_files(folder) as stage:
+            ok = slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsClosedSurfaceRepresentationToFiles(
+                str(stage), segmentation_node, None, file_format.upper(), True, 1.0, False)
+            names = sorted(p.name for p in stage.iterdir())
+            if not ok or not names or any((stage / n).stat().st_size == 0 for n in names):
+                raise OutputError(f"the segments could not be exported as {file_format} into '{folder}'",
+                                  "check that the folder is writable and the disk has free space")
+        return [folder / name for name in names]
 
     def add_model_nodes(self, segmentation_node):
         """One model node per segment in a "<segmentation> models" folder (for scene bundles)."""

@@ -53,13 +53,42 @@ def sha256_file(path: Path) -> str:
 def build_network(spec: Dict[str, Any], stage_name: str = "?"):
     """The network a card's stage spec names: ``{"class": <monai.networks.nets class>, "args":
     {...}}`` (weights not loaded). Inference and training both build theirs here."""
+    cls = network_class(spec, stage_name)
+    check_network_args(spec, stage_name)
+    try:
+        return cls(**spec.get("args", {}))
+    except Exception as exc:  # noqa: BLE001 - MONAI's own argument checks: a card problem
+        raise ModelError(f"model stage '{stage_name}': {cls.__name__} cannot be built from "
+                         f"network.args ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+                         "fix network.args in model.json or restore it from the release") from None
+
+
+def network_class(spec: Dict[str, Any], stage_name: str = "?"):
+    """The ``monai.networks.nets`` class a stage names; ModelError when there is none."""
     import monai.networks.nets as nets
 
     cls = getattr(nets, spec.get("class", ""), None)
-    if cls is None:
+    if not isinstance(cls, type):
         raise ModelError(f"model stage '{stage_name}' names an unknown network class "
                          f"'{spec.get('class')}'", "use a class of monai.networks.nets")
-    return cls(**spec.get("args", {}))
+    return cls
+
+
+def check_network_args(spec: Dict[str, Any], stage_name: str = "?") -> None:
+    """The card's ``network.args`` bound to the class's signature (nothing built): an unknown or
+    missing argument is a ModelError naming it."""
+    import inspect
+
+    cls = network_class(spec, stage_name)
+    args = spec.get("args", {})
+    try:
+        inspect.signature(cls).bind(**args)
+    except TypeError as exc:
+        raise ModelError(f"model card stage '{stage_name}' is malformed at network.args: "
+                         f"{cls.__name__} {exc}",
+                         "fix network.args in model.json or restore it from the release") from None
+    except ValueError:  # no signature to check against: the build itself will tell
+        pass
 
 
 @dataclass
@@ -143,7 +172,11 @@ def load_card(folder=None) -> ModelCard:
     except (OSError, ValueError) as exc:
         raise ModelError(f"model card '{card_path}' is unreadable ({exc})",
                          "restore model.json from the release") from None
-    if not isinstance(card, dict) or card.get("schema") != SCHEMA or tuple(card.get("labels", ())) != CHANNELS:
+    if not isinstance(card, dict):
+        kind = {list: "a list", str: "a string"}.get(type(card), f"a JSON {type(card).__name__}")
+        raise ModelError(f"model card '{card_path}' is malformed at (top level): {kind}, not an object",
+                         "restore model.json from the release (a JSON object with schema, labels, stages)")
+    if card.get("schema") != SCHEMA or tuple(card.get("labels", ())) != CHANNELS:
         raise ModelError(f"model card '{card_path}' is not a {SCHEMA} card for labels {CHANNELS}",
                          "use a LiverLVT model folder")
     _check_schema(card, card_path)

@@ -16,6 +16,7 @@ import SimpleITK as sitk
 
 from ..core import io
 from ..core.device import select_device
+from ..core.errors import ModelError
 from ..core.labels import LIVER
 from ..core.options import SegmentOptions
 from ..core.preprocess import bounding_box, canonical, crop, labels_to_grid, resample, to_model_grid
@@ -75,6 +76,23 @@ def _stage_probabilities(card: ModelCard, canon: sitk.Image, device, tta: bool,
                         progress=progress, check=check)
         previous = (probs, grid)
     return previous
+
+
+def check_model(options: Optional[SegmentOptions] = None) -> ModelCard:
+    """Everything about the model that can be checked before a run: the card (schema), each
+    stage's network class and arguments, its weights file present, and the device. Commands call
+    it before they create an output folder; ``segment_ct`` finds the same problems on its own."""
+    from .model import check_network_args
+
+    options = SegmentOptions.of(options)
+    card = load_card(options.model_dir)
+    for stage in card.stages:
+        check_network_args(stage.network, stage.name)
+        if not stage.weights.is_file():
+            raise ModelError(f"weights file '{stage.weights}' is missing",
+                             "reinstall the extension or choose a complete model folder")
+    select_device(options.device)
+    return card
 
 
 def segment_ct(ct, options: Optional[SegmentOptions] = None, progress: Optional[ProgressFn] = None,
