@@ -132,3 +132,21 @@ def test_kill_9_leaves_the_old_set_and_the_next_run_recovers(tmp_path):
     write_set(out, {"labels.nii.gz": "new"})  # stale lock and staging folder are taken over
     assert (out / "labels.nii.gz").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_user_files_with_liverlvt_names_are_not_taken_for_results(tmp_path):
+    """A folder holding a user's own ct.nii.gz and labels.nii.gz (no marker, no LiverLVT
+    measurements.json) is refused; an old results folder (our measurements.json) is replaced."""
+    mine = tmp_path / "case7"
+    mine.mkdir()
+    (mine / "ct.nii.gz").write_text("the user's CT")
+    (mine / "labels.nii.gz").write_text("the radiologist's corrected labels")
+    with pytest.raises(OutputError, match="not LiverLVT results"):
+        write_set(mine, {"labels.nii.gz": "x"})
+    assert (mine / "labels.nii.gz").read_text() == "the radiologist's corrected labels"
+    old = tmp_path / "old-results"
+    old.mkdir()
+    (old / "labels.nii.gz").write_text("old")
+    (old / "measurements.json").write_text('{"schema": "liverlvt.measurements/1"}')
+    write_set(old, {"labels.nii.gz": "new"})
+    assert (old / "labels.nii.gz").read_text() == "new"

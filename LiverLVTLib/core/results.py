@@ -83,7 +83,20 @@ def is_results_folder(out: Path) -> bool:
     if not out.is_dir():
         return False
     names = {p.name for p in out.iterdir()}
-    return MARKER in names or names <= KNOWN_OUTPUTS
+    if not names or MARKER in names:
+        return True
+    # a results folder written before the marker existed: only LiverLVT's file names AND its
+    # measurements.json says so (a user's own ct.nii.gz / labels.nii.gz alone is not enough)
+    return names <= KNOWN_OUTPUTS and _legacy_measurements(out / "measurements.json")
+
+
+def _legacy_measurements(path: Path) -> bool:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("schema", "").startswith("liverlvt.measurements/")
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def check_inputs_outside(out: Path, inputs=()) -> None:
