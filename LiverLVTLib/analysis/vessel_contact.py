@@ -7,7 +7,7 @@ the vessel there.
   vessel mask on its centerline (ridge of the EDT = local maxima in a 3x3x3 neighbourhood),
   taking the largest value among centerline points whose inscribed ball comes within
   ``NEAR_MM`` of the contact. The EDT is computed on an isotropic (finest-spacing) resampling of
-  the crop around the lesion, so thick slices do not quantise it. Lesion voxels count as vessel for the EDT (the tumor does not
+  the vessels within ``MARGIN_MM`` of the contact, so thick slices do not quantise it. Lesion voxels count as vessel for the EDT (the tumor does not
   narrow the vessel it abuts). 2 x EDT is used as is (see the note where it is computed).
 
 A CT finding of contact is not proof of invasion.
@@ -83,9 +83,14 @@ def vessel_contact(comp_mask: np.ndarray, labels: np.ndarray, grid, bbox) -> Dic
     if not contact.any():
         return result
     result["contact_area_mm2"] = _face_contact_area(lesion, vessel, spacing_kji)
-    offset = np.array([s.start for s in big])
-    contact_pts = grid.origin + (np.argwhere(contact) + offset)[:, ::-1] @ grid.matrix.T
-    fine, iso = _isotropic(vessel, lesion, grid, offset)
+    contact_idx = np.argwhere(contact)
+    # the vessel diameter only needs the vessels around the contact: the crop's part within
+    # MARGIN_MM of the contact's box (a large lesion touches a vessel on a small patch)
+    near_box = tuple(slice(max(0, int(lo) - m), min(n, int(hi) + 1 + m)) for lo, hi, n, m in
+                     zip(contact_idx.min(0), contact_idx.max(0), contact.shape, margin))
+    offset = np.array([s.start for s in big]) + [s.start for s in near_box]
+    contact_pts = grid.origin + (contact_idx + [s.start for s in big])[:, ::-1] @ grid.matrix.T
+    fine, iso = _isotropic(vessel[near_box], lesion[near_box], grid, offset)
     fine_vessel = sitk.GetArrayViewFromImage(fine[0]) >= 0.5
     fine_either = sitk.GetArrayViewFromImage(fine[1]) >= 0.5
     # Distance to the nearest voxel that is neither vessel nor this lesion: the lesion does not
