@@ -129,9 +129,12 @@ def _decimation_for(mask_voxels: int) -> float:
     return 0.75
 
 
-def build_surfaces(labels: sitk.Image, result: Optional[Dict] = None) -> List[Tuple[str, str, vtkPolyData]]:
+def build_surfaces(labels: sitk.Image, result: Optional[Dict] = None,
+                   masks: Optional[Dict] = None) -> List[Tuple[str, str, vtkPolyData]]:
     """[(file stem, kind, polydata)]: liver (1 U 2 U 3), vessels (2), all lesions (3), and each
-    lesion on its own (numbered as in the analysis, kind = its classification)."""
+    lesion on its own (numbered as in the analysis, kind = its classification). ``masks``:
+    :func:`lesion_masks` of ``labels`` for ``result``'s lesions when the caller already has them
+    (the report uses the same), else they are found here."""
     lab = sitk.GetArrayViewFromImage(labels)
     grid = Grid.of(labels)
     out = []
@@ -146,18 +149,18 @@ def build_surfaces(labels: sitk.Image, result: Optional[Dict] = None) -> List[Tu
             else:
                 options = dict(decimate=_decimation_for(int(mask.sum())))
             out.append((stem, kind, surface(mask, grid, **options)))
-    for lesion_id, kind, box, crop in _lesions_of(lab, grid, result):
+    for lesion_id, kind, box, crop in _lesions_of(lab, grid, result, masks):
         out.append((f"lesion_{lesion_id:02d}_{kind}", kind,
                     surface_of_crop(crop, box, lab.shape, grid, decimate=_decimation_for(int(crop.sum())))))
     return out
 
 
-def _lesions_of(lab: np.ndarray, grid: Grid, result: Optional[Dict]):
+def _lesions_of(lab: np.ndarray, grid: Grid, result: Optional[Dict], masks: Optional[Dict] = None):
     """(id, classification, box, crop mask) per lesion: from the analysis's own lesion records
     (the single lesion identity), or in lesion-id order when no analysis is given."""
     records = (result or {}).get("lesions", [])
     if records:
-        masks = lesion_masks(lab, records)
+        masks = lesion_masks(lab, records) if masks is None else masks
         return [(les["id"], les["classification"], *masks[les["id"]])
                 for les in records if les["id"] in masks]
     cc, lesions = find_lesions(lab, grid)
