@@ -79,7 +79,7 @@ def _tumor_components(labels: np.ndarray):
     computed on the tumor voxels' bounding box only and given in whole-grid indices (the
     background entry 0 has its whole-grid voxel count; its centroid and box are the crop's)."""
     tumor = np.asarray(labels) == TUMOR
-    box = _bounding_box(tumor)
+    box = mask_box(tumor)
     if box is None:
         cc = np.zeros(tumor.shape, np.uint16)
         return cc, cc3d.statistics(cc)
@@ -95,8 +95,9 @@ def _tumor_components(labels: np.ndarray):
     return cc, stats
 
 
-def _bounding_box(mask: np.ndarray):
-    """Numpy slices of the smallest box holding ``mask``'s voxels (None when empty)."""
+def mask_box(mask: np.ndarray):
+    """Numpy slices of the smallest box holding ``mask``'s voxels (None when empty): one
+    projection per axis, no index list of the voxels."""
     box = []
     for axis in range(mask.ndim):
         hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))

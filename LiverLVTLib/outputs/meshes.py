@@ -17,7 +17,6 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 from vtkmodules.util.numpy_support import numpy_to_vtk
 from vtkmodules.vtkCommonCore import vtkStringArray
 from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPolyData
@@ -33,7 +32,7 @@ from vtkmodules.vtkFiltersGeneral import vtkDiscreteFlyingEdges3D, vtkTransformP
 from vtkmodules.vtkIOGeometry import vtkSTLWriter
 from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter
 
-from ..analysis.lesions import Grid, find_lesions, lesion_masks
+from ..analysis.lesions import Grid, find_lesions, lesion_masks, mask_box
 from ..core.errors import OutputError
 from ..core.io import atomic_path
 from ..core.labels import TUMOR, VESSEL
@@ -49,9 +48,9 @@ def surface(mask: np.ndarray, grid: Grid, smooth_iterations: int = 20, pass_band
     """Closed surface (LPS mm) of a boolean mask [k, j, i] on ``grid``'s voxels."""
     mask = np.asarray(mask, bool)
     out = vtkPolyData()
-    if not mask.any():
+    box = mask_box(mask)
+    if box is None:
         return out
-    box = ndimage.find_objects(mask.astype(np.uint8))[0]
     pad = 2
     lo = np.array([max(0, s.start - pad) for s in box])
     hi = np.array([min(n, s.stop + pad) for s, n in zip(box, mask.shape)])
@@ -191,6 +190,7 @@ def write_vtp(poly: vtkPolyData, path) -> Path:
         writer.SetFileName(str(tmp))
         writer.SetDataModeToAppended()
         writer.SetCompressorTypeToZLib()
+        writer.GetCompressor().SetCompressionLevel(1)  # fastest zlib level: ~same size here
         if not writer.Write():
             raise OutputError(f"cannot write the model '{path}'", "check free disk space")
     return Path(path)
