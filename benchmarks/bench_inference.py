@@ -4,7 +4,8 @@ Runs the shipped model's whole segmentation (both stages + post-processing, in p
 untimed (warm-up: the first run pays library and allocator start-up), then ``--rounds`` rounds
 of fp32, bf16 autocast, and each with channels-last-3d (interleaved, so a change of load hits
 every variant), and prints each variant's median time as a ratio to fp32's median and the Dice
-of its labels against the fp32 labels per class (liver, vessel, tumor). The model card's
+of its labels against the fp32 labels per class (liver, vessel, tumor); first, the network
+alone on one batch of windows, interleaved ``--window-rounds`` times. The model card's
 ``inference.cpu_precision`` / ``channels_last`` are overridden in memory only.
 
     nice .venv/bin/python benchmarks/bench_inference.py [--ct ../shared/data/cases/ircadb-1.1/ct.nii.gz]
@@ -54,10 +55,43 @@ def segment_with(ct, precision: str, channels_last: bool):
     return wall, sitk.GetArrayFromImage(labels)
 
 
+def window_ab(rounds: int) -> None:
+    """The fine stage's network alone on one batch of windows (the card's sw_batch_size x patch),
+    interleaved rounds: the minimum per variant is the least load-disturbed figure."""
+    import torch
+
+    from LiverLVTLib.segmentation.inference import _autocast
+    from LiverLVTLib.segmentation.model import load_card
+
+    card = load_card()
+    stage = card.stages[-1]
+    batch = int(card.inference.get("sw_batch_size", 2))
+    x = torch.rand(batch, 1, *stage.patch_size)
+    network = stage.load_network("cpu")
+    times = {name: [] for name, _, _ in VARIANTS}
+    with torch.inference_mode():
+        for _ in range(rounds):
+            for name, precision, channels_last in VARIANTS:
+                fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+                net, xi = network.to(memory_format=fmt), x.contiguous(memory_format=fmt)
+                with _autocast(torch.device("cpu"), precision):
+                    start = time.perf_counter()
+                    net(xi)
+                    times[name].append(time.perf_counter() - start)
+    base = min(times["fp32"])
+    print(f"fine network, {batch} x {stage.patch_size} windows, {rounds} interleaved rounds "
+          f"(load {os.getloadavg()[0]:.2f}):")
+    for name, _, _ in VARIANTS:
+        print(f"  {name:20s} min {min(times[name]):5.2f} s  median {np.median(times[name]):5.2f} s"
+              f"  min x{min(times[name]) / base:4.2f} of fp32")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ct", type=Path, default=DEFAULT_CT)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--window-rounds", type=int, default=6,
+                        help="rounds of the network-only A/B on one batch of windows (0: skip)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if not args.ct.exists():
@@ -67,6 +101,10 @@ def main() -> int:
 
     from LiverLVTLib.core.io import read_ct
 
+    if args.window_rounds > 0:
+        window_ab(args.window_rounds)
+    if args.rounds <= 0:
+        return 0
     ct = read_ct(args.ct)
     print(f"CT {args.ct}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"load average at start {os.getloadavg()[0]:.2f}")
