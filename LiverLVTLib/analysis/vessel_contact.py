@@ -64,6 +64,19 @@ def _isotropic(vessel: np.ndarray, lesion: np.ndarray, grid: Grid, offset) -> Tu
     return images, iso
 
 
+def _distance_to_outside(mask: np.ndarray, iso: float) -> np.ndarray:
+    """Euclidean distance (mm, float32) from each voxel of ``mask`` to the nearest voxel centre
+    outside it -- what ``scipy.ndimage.distance_transform_edt(mask, sampling=iso)`` gives, by
+    Maurer's exact algorithm (SimpleITK) with the outside as the object: squared distances in
+    voxels (exact integers in float32), then the root in mm; several times faster."""
+    outside = sitk.GetImageFromArray((~mask).astype(np.uint8))
+    outside.SetSpacing((iso, iso, iso))
+    distance = sitk.SignedMaurerDistanceMap(outside, insideIsPositive=False, squaredDistance=True,
+                                            useImageSpacing=False, backgroundValue=0)
+    squared = np.maximum(sitk.GetArrayViewFromImage(distance), 0.0)  # in voxels^2: integers
+    return np.sqrt(np.rint(squared)) * iso
+
+
 def vessel_contact(comp_mask: np.ndarray, labels: np.ndarray, grid, bbox) -> Dict:
     """Contact of one lesion (``comp_mask`` over the whole grid restricted to ``bbox`` slices,
     i.e. arrays of the bbox shape) with label-2 vessels. ``labels`` is the full label array and
@@ -95,8 +108,7 @@ def vessel_contact(comp_mask: np.ndarray, labels: np.ndarray, grid, bbox) -> Dic
     fine_either = sitk.GetArrayViewFromImage(fine[1]) >= 0.5
     # Distance to the nearest voxel that is neither vessel nor this lesion: the lesion does not
     # indent the vessel it abuts (it may even overlap the drawn wall by a voxel).
-    edt = ndimage.distance_transform_edt(fine_either | fine_vessel, sampling=iso)
-    edt = np.where(fine_vessel, edt, 0.0)
+    edt = np.where(fine_vessel, _distance_to_outside(fine_either | fine_vessel, iso), 0.0)
     ridge = fine_vessel & (ndimage.maximum_filter(edt, size=3) <= edt)
     fgrid = Grid.of(fine[0])
     ridge_idx = np.argwhere(ridge)

@@ -32,7 +32,7 @@ def _png(fig) -> str:
     """PNG (base64) of a :func:`_figure`: drawn once by Agg at a fixed layout (no
     ``bbox_inches="tight"``, which draws the figure twice)."""
     buf = _io.BytesIO()
-    fig.savefig(buf, format="png", dpi=FIGURE_DPI)
+    fig.savefig(buf, format="png", dpi=FIGURE_DPI, pil_kwargs={"compress_level": 1})
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -170,6 +170,7 @@ def _render_vtk(surfaces, size=(640, 520)) -> Optional[str]:
         png = vtkPNGWriter()
         png.SetInputConnection(grab.GetOutputPort())
         png.WriteToMemoryOn()
+        png.SetCompressionLevel(1)
         png.Write()
         data = bytes(memoryview(png.GetResult()))
         win.Finalize()
