@@ -18,6 +18,7 @@ extrapolated) is off by default: it adds about a minute on 2 cores; ``--baseline
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import subprocess
@@ -90,11 +91,13 @@ def staged_segment(ct_path: Path, device: str) -> dict:
         result = analyze_case(ct, labels)
         times["analysis"] = time.perf_counter() - start
         start = time.perf_counter()
-        masks = lesion_masks(sitk.GetArrayViewFromImage(labels), result["lesions"])
-        surfaces = build_surfaces(labels, result, masks=masks)
+        shared = {}  # the lesion masks shared by meshes and report (revisions that take them)
+        if "masks" in inspect.signature(build_surfaces).parameters:
+            shared["masks"] = lesion_masks(sitk.GetArrayViewFromImage(labels), result["lesions"])
+        surfaces = build_surfaces(labels, result, **shared)
         times["meshes"] = time.perf_counter() - start
         start = time.perf_counter()
-        write_report(result, ct, labels, Path(out) / "report.html", surfaces, masks=masks)
+        write_report(result, ct, labels, Path(out) / "report.html", surfaces, **shared)
         times["report"] = time.perf_counter() - start
         start = time.perf_counter()
         io.write_image(labels, Path(out) / "labels.nii.gz")
