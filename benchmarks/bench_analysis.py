@@ -8,13 +8,17 @@ Recompute after a Segment Editor edit on a real CT.
   wheel, Slicer's own MRML classes) through :class:`LiverLVTLib.app.workflow.CaseWorkflow`:
   Apply (analysis + nodes), then one lesion erased in the Liver tumor segment (as Segment
   Editor does) and Recompute timed (target < 5 s). Skipped without slicer-core or the data.
+* ``ab`` (with ``--before CHECKOUT``): ``liverlvt analyze`` (analysis, models, report) of
+  ``--labels`` on ircadb-1.1's CT as fresh processes of another checkout and of this one,
+  interleaved ``--rounds`` times: the medians and their ratio (before/after under one load).
 
-    nice .venv/bin/python benchmarks/bench_analysis.py [many|recompute]...
+    nice .venv/bin/python benchmarks/bench_analysis.py [many|recompute|ab]... [--before ../main]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -118,14 +122,47 @@ def bench_recompute() -> None:
           f"(load {os.getloadavg()[0]:.2f})")
 
 
+def _analyze_process(checkout: Path, labels: Path) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "LiverLVTLib", "analyze", str(CASE / "ct.nii.gz"),
+                        str(labels), "--out", out], cwd=checkout, check=True,
+                       stdout=subprocess.DEVNULL)
+        return time.perf_counter() - start
+
+
+def bench_ab(before: Path, labels: Path, rounds: int) -> None:
+    if not (CASE / "ct.nii.gz").exists() or not labels.exists():
+        print(f"ab skipped: {CASE} or {labels} not found")
+        return
+    times = {"before": [], "after": []}
+    for _ in range(rounds):
+        for name, checkout in (("before", before), ("after", REPO)):
+            times[name].append(_analyze_process(checkout, labels))
+    b, a = float(np.median(times["before"])), float(np.median(times["after"]))
+    print(f"liverlvt analyze {labels.name} as a process, {rounds} interleaved rounds: before "
+          f"({before}) median {b:.1f} s {['%.1f' % t for t in times['before']]}, after median "
+          f"{a:.1f} s {['%.1f' % t for t in times['after']]}: after/before {a / b:.2f}  "
+          f"(load {os.getloadavg()[0]:.2f})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", nargs="*", help="many, recompute (default: both)")
+    parser.add_argument("which", nargs="*", help="many, recompute, ab (default: many recompute)")
+    parser.add_argument("--before", type=Path, help="the other checkout for ab")
+    parser.add_argument("--labels", type=Path, default=CASE / "labels.nii.gz",
+                        help="label map on ircadb-1.1's CT for ab (default: the reference)")
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     args.which = args.which or ["many", "recompute"]
     print(f"load average at start {os.getloadavg()[0]:.2f}", flush=True)
     for name in args.which:
-        {"many": bench_many, "recompute": bench_recompute}[name]()
+        if name == "ab" and args.before is None:
+            print("ab skipped: give --before CHECKOUT")
+        elif name == "ab":
+            bench_ab(args.before.resolve(), args.labels.resolve(), args.rounds)
+        else:
+            {"many": bench_many, "recompute": bench_recompute}[name]()
     return 0
 
 
