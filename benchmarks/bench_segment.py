@@ -4,7 +4,8 @@ Prints, measured in the same run under the same load (and the load average it ra
 
 * the whole ``segment`` (network + analysis, models, report) as a fresh process, wall time and
   that process's peak RSS;
-* the ``--no-analysis`` run as a fresh process, wall time and peak RSS, and the ratio of the two;
+* the ``--no-analysis`` run as a fresh process, wall time and peak RSS, and the ratio of the two
+  (``--rounds`` interleaved pairs, medians: the load of a shared machine drifts);
 * the stages of one in-process ``segment`` with analysis: read, network (both model stages),
   post-process (clean-up and back to the CT grid, from the engine's progress callback),
   analysis, meshes, report, write (labels, measurements.json, lesions.csv, models).
@@ -21,6 +22,7 @@ import argparse
 import inspect
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -143,16 +145,20 @@ def run_baseline(ct: Path, device: str, windows: int) -> dict:
 
 def _print(figures: dict) -> None:
     full, bare = figures["segment"], figures["segment_no_analysis"]
-    print(f"segment with analysis (process):  {full['wall_s']:6.1f} s, peak RSS "
-          f"{full['peak_rss_gb']:.2f} GB  (load {full['load']:.2f})")
-    print(f"segment --no-analysis (process):  {bare['wall_s']:6.1f} s, peak RSS "
-          f"{bare['peak_rss_gb']:.2f} GB  (load {bare['load']:.2f})")
-    print(f"ratio with / without analysis:    {figures['ratio']:.2f}x")
+    print(f"segment with analysis (process):  median {full['wall_s']:6.1f} s {full['walls_s']}, "
+          f"peak RSS {full['peak_rss_gb']:.2f} GB  (load {full['load']:.2f})")
+    print(f"segment --no-analysis (process):  median {bare['wall_s']:6.1f} s {bare['walls_s']}, "
+          f"peak RSS {bare['peak_rss_gb']:.2f} GB  (load {bare['load']:.2f})")
+    print(f"ratio of the medians, with / without analysis: {figures['ratio']:.2f}x")
     staged = figures["stages"]
     print(f"stages of one in-process segment ({staged['lesions']} lesions, load "
           f"{staged['load']:.2f}):")
     for name, seconds in staged["stages_s"].items():
         print(f"  {name:13s} {seconds:6.2f} s")
+    times = staged["stages_s"]
+    segmentation = times["read"] + times["network"] + times["post-process"]
+    print(f"in-process ratio, all stages / (read + network + post-process): "
+          f"{times['total'] / segmentation:.2f}x")
     base = figures.get("baseline_dynunet_32_320")
     if base:
         print(f"baseline DynUNet 32->320, 128^3, 0.5: {base['extrapolated_wall_s']:.0f} s "
@@ -166,6 +172,8 @@ def main() -> int:
     parser.add_argument("--ct", type=Path, default=DEFAULT_CT)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--tta", action="store_true", help="flip test-time augmentation on")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="interleaved runs of each process (medians are printed)")
     parser.add_argument("--baseline-windows", type=int, default=0,
                         help="time the DynUNet baseline on this many windows (0: skip)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -175,9 +183,17 @@ def main() -> int:
         return 0
     print(f"CT {args.ct}, device {args.device}, load average at start {os.getloadavg()[0]:.2f}",
           flush=True)
-    figures = {"ct": str(args.ct), "device": args.device}
-    figures["segment_no_analysis"] = run_segment(args.ct, args.device, args.tta)
-    figures["segment"] = run_segment(args.ct, args.device, args.tta, analysis=True)
+    figures = {"ct": str(args.ct), "device": args.device, "runs": []}
+    for _ in range(args.rounds):  # interleaved, so a change of load hits both
+        figures["runs"].append({"segment_no_analysis": run_segment(args.ct, args.device, args.tta),
+                                "segment": run_segment(args.ct, args.device, args.tta,
+                                                       analysis=True)})
+    for key in ("segment_no_analysis", "segment"):
+        runs = [run[key] for run in figures["runs"]]
+        figures[key] = {"wall_s": statistics.median(r["wall_s"] for r in runs),
+                        "peak_rss_gb": max(r["peak_rss_gb"] for r in runs),
+                        "load": statistics.mean(r["load"] for r in runs),
+                        "walls_s": [round(r["wall_s"], 1) for r in runs]}
     figures["ratio"] = figures["segment"]["wall_s"] / figures["segment_no_analysis"]["wall_s"]
     figures["stages"] = staged_segment(args.ct, args.device)
     if args.baseline_windows > 0:
