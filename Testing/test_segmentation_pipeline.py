@@ -164,3 +164,26 @@ def test_cuda_without_gpu_is_a_clear_error(monkeypatch):
     with pytest.raises(InputError, match="no CUDA GPU"):
         select_device("cuda")
     assert select_device("auto").type == "cpu"
+
+
+def test_cpu_bf16_and_channels_last_give_float32_probabilities_close_to_fp32():
+    """The model card's CPU options: bf16 autocast and channels-last-3d change the arithmetic,
+    not the result's type or shape (probabilities float32, within bf16 rounding of fp32)."""
+    import torch
+    from monai.networks.nets import UNet
+
+    from LiverLVTLib.segmentation import inference
+    from LiverLVTLib.segmentation.model import Stage
+
+    torch.manual_seed(0)
+    net = UNet(3, 1, 3, channels=(4, 8), strides=(2,), num_res_units=1).eval()
+    stage = Stage("fine", None, "", {}, [1.0] * 3, [-200, 300], [16] * 3)
+    array = np.random.default_rng(0).uniform(-300, 400, (20, 24, 28)).astype(np.float32)
+    grid = sitk.GetImageFromArray(array)
+    cpu = torch.device("cpu")
+    fp32 = inference.predict(stage, net, grid, cpu)
+    for precision, channels_last in (("bf16", False), ("fp32", True), ("bf16", True)):
+        probs = inference.predict(stage, net, grid, cpu, cpu_precision=precision,
+                                  channels_last=channels_last)
+        assert probs.dtype == np.float32 and probs.shape == fp32.shape == (3, 20, 24, 28)
+        assert np.abs(probs - fp32).max() < (0.05 if precision == "bf16" else 1e-5)

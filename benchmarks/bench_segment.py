@@ -1,19 +1,28 @@
-"""Benchmark: end-to-end ``liverlvt segment`` wall time and peak memory on a real CT, next to an
-nnU-Net-class baseline (MONAI DynUNet 32->320, 128^3 patches at the CT's native spacing, 0.5
-overlap, as nnU-Net's 3d_fullres would run) measured on the same input in the same run.
+"""Benchmark: ``liverlvt segment`` with and without the analysis, in one run on one CT.
 
-Prints numbers; asserts nothing (speed targets are checked by reading these figures).
-The baseline's full sliding-window pass takes tens of minutes on 2 CPU cores, so it is timed on
-``--baseline-windows`` windows and extrapolated to the number of windows the whole CT needs
-(per-window cost is constant in sliding-window inference); the output says so.
+Prints, measured in the same run under the same load (and the load average it ran under):
 
-    .venv/bin/python benchmarks/bench_segment.py [--ct ../shared/data/cases/ircadb-1.1/ct.nii.gz]
+* the whole ``segment`` (network + analysis, models, report) as a fresh process, wall time and
+  that process's peak RSS;
+* the ``--no-analysis`` run as a fresh process, wall time and peak RSS, and the ratio of the two
+  (``--rounds`` interleaved pairs, medians: the load of a shared machine drifts);
+* the stages of one in-process ``segment`` with analysis: read, network (both model stages),
+  post-process (clean-up and back to the CT grid, from the engine's progress callback),
+  analysis, meshes, report, write (labels, measurements.json, lesions.csv, models).
+
+Asserts nothing (targets are checked by reading the figures). The nnU-Net-class baseline
+(MONAI DynUNet 32->320, 128^3 patches, 0.5 overlap, timed on ``--baseline-windows`` windows and
+extrapolated) is off by default: it adds about a minute on 2 cores; ``--baseline-windows 2``.
+
+    nice .venv/bin/python benchmarks/bench_segment.py [--ct ../shared/data/cases/ircadb-1.1/ct.nii.gz]
 """
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
-import resource
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,17 +34,80 @@ sys.path.insert(0, str(REPO))
 DEFAULT_CT = REPO.parent / "shared" / "data" / "cases" / "ircadb-1.1" / "ct.nii.gz"
 
 
-def run_segment(ct: Path, device: str, tta: bool) -> dict:
-    """Run the real CLI in a fresh process; wall time and that process's peak RSS."""
+def run_segment(ct: Path, device: str, tta: bool, analysis: bool = False) -> dict:
+    """Run the real CLI in a fresh process; wall time and that process's own peak RSS."""
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "LiverLVTLib", "segment", str(ct), "--out", out,
-               "--device", device, "--no-analysis", "--progress-lines", "--tta" if tta else "--no-tta"]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+               "--device", device, "--progress-lines", "--tta" if tta else "--no-tta"]
+        cmd += [] if analysis else ["--no-analysis"]
         start = time.perf_counter()
-        subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+        child = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - start
-        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"wall_s": wall, "peak_rss_gb": max(peak_kb, before) / 1024 ** 2}
+        err = child.stderr.read().decode(errors="replace")
+        child.stderr.close()
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{err[-2000:]}")
+    return {"wall_s": wall, "peak_rss_gb": usage.ru_maxrss / 1024 ** 2,
+            "load": os.getloadavg()[0]}
+
+
+class _StageClock:
+    """Progress callback that notes when the engine enters each stage."""
+
+    def __init__(self):
+        self.marks = []
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        self.marks.append((time.perf_counter(), stage, fraction))
+
+    def first(self, prefix: str, fraction=None) -> float:
+        return next(t for t, stage, f in self.marks
+                    if stage.startswith(prefix) and (fraction is None or f == fraction))
+
+
+def staged_segment(ct_path: Path, device: str) -> dict:
+    """One in-process ``segment`` with analysis, timed stage by stage (as ``write_analysis``
+    runs them, with the lesion masks shared by meshes and report)."""
+    import SimpleITK as sitk
+
+    from LiverLVTLib.analysis.lesions import lesion_masks
+    from LiverLVTLib.analysis.measure import analyze_case
+    from LiverLVTLib.core import io
+    from LiverLVTLib.outputs.meshes import build_surfaces, write_surfaces
+    from LiverLVTLib.outputs.report import write_report
+    from LiverLVTLib.outputs.writer import write_analysis
+    from LiverLVTLib.segmentation.pipeline import segment_ct
+
+    times, clock = {}, _StageClock()
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        ct = io.read_ct(ct_path)
+        t1 = time.perf_counter()
+        labels = segment_ct(ct, device=device, tta=False, progress=clock)
+        t2 = time.perf_counter()
+        times["read"] = t1 - t0
+        times["network"] = clock.first("postprocess", 0.0) - t1
+        times["post-process"] = t2 - clock.first("postprocess", 0.0)
+        start = time.perf_counter()
+        result = analyze_case(ct, labels)
+        times["analysis"] = time.perf_counter() - start
+        start = time.perf_counter()
+        shared = {}  # the lesion masks shared by meshes and report (revisions that take them)
+        if "masks" in inspect.signature(build_surfaces).parameters:
+            shared["masks"] = lesion_masks(sitk.GetArrayViewFromImage(labels), result["lesions"])
+        surfaces = build_surfaces(labels, result, **shared)
+        times["meshes"] = time.perf_counter() - start
+        start = time.perf_counter()
+        write_report(result, ct, labels, Path(out) / "report.html", surfaces, **shared)
+        times["report"] = time.perf_counter() - start
+        start = time.perf_counter()
+        io.write_image(labels, Path(out) / "labels.nii.gz")
+        write_analysis(result, ct, labels, out, models=False, report=False)
+        write_surfaces(surfaces, io.ensure_output_dir(Path(out) / "models"))
+        times["write"] = time.perf_counter() - start
+    times["total"] = sum(times.values())
+    return {"stages_s": times, "lesions": len(result["lesions"]), "load": os.getloadavg()[0]}
 
 
 def run_baseline(ct: Path, device: str, windows: int) -> dict:
@@ -71,30 +143,63 @@ def run_baseline(ct: Path, device: str, windows: int) -> dict:
             "extrapolated_wall_s": prep + per_window * total, "timed_windows": windows}
 
 
+def _print(figures: dict) -> None:
+    full, bare = figures["segment"], figures["segment_no_analysis"]
+    print(f"segment with analysis (process):  median {full['wall_s']:6.1f} s {full['walls_s']}, "
+          f"peak RSS {full['peak_rss_gb']:.2f} GB  (load {full['load']:.2f})")
+    print(f"segment --no-analysis (process):  median {bare['wall_s']:6.1f} s {bare['walls_s']}, "
+          f"peak RSS {bare['peak_rss_gb']:.2f} GB  (load {bare['load']:.2f})")
+    print(f"ratio of the medians, with / without analysis: {figures['ratio']:.2f}x")
+    staged = figures["stages"]
+    print(f"stages of one in-process segment ({staged['lesions']} lesions, load "
+          f"{staged['load']:.2f}):")
+    for name, seconds in staged["stages_s"].items():
+        print(f"  {name:13s} {seconds:6.2f} s")
+    times = staged["stages_s"]
+    segmentation = times["read"] + times["network"] + times["post-process"]
+    print(f"in-process ratio, all stages / (read + network + post-process): "
+          f"{times['total'] / segmentation:.2f}x")
+    base = figures.get("baseline_dynunet_32_320")
+    if base:
+        print(f"baseline DynUNet 32->320, 128^3, 0.5: {base['extrapolated_wall_s']:.0f} s "
+              f"(extrapolated: {base['windows']} windows x {base['per_window_s']:.2f} s, timed "
+              f"on {base['timed_windows']}); speed-up of --no-analysis "
+              f"{base['extrapolated_wall_s'] / bare['wall_s']:.1f}x")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ct", type=Path, default=DEFAULT_CT)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--baseline-windows", type=int, default=2)
+    parser.add_argument("--tta", action="store_true", help="flip test-time augmentation on")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="interleaved runs of each process (medians are printed)")
+    parser.add_argument("--baseline-windows", type=int, default=0,
+                        help="time the DynUNet baseline on this many windows (0: skip)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if not args.ct.exists():
         print(f"benchmark skipped: {args.ct} not found (needs ../shared/data)")
         return 0
-    ours = run_segment(args.ct, args.device, tta=False)
-    ours_tta = run_segment(args.ct, args.device, tta=True)
-    base = run_baseline(args.ct, args.device, args.baseline_windows)
-    figures = {"ct": str(args.ct), "device": args.device, "liverlvt": ours,
-               "liverlvt_tta": ours_tta, "baseline_dynunet_32_320": base,
-               "speedup_vs_baseline": base["extrapolated_wall_s"] / ours["wall_s"],
-               "speedup_tta_vs_baseline": base["extrapolated_wall_s"] / ours_tta["wall_s"]}
-    print(f"LiverLVT segment ({args.device}):        {ours['wall_s']:.1f} s, peak RSS {ours['peak_rss_gb']:.2f} GB")
-    print(f"LiverLVT segment + flip TTA:           {ours_tta['wall_s']:.1f} s, peak RSS {ours_tta['peak_rss_gb']:.2f} GB")
-    print(f"baseline DynUNet 32->320, 128^3, 0.5:  {base['extrapolated_wall_s']:.0f} s "
-          f"(extrapolated: {base['windows']} windows x {base['per_window_s']:.2f} s, "
-          f"timed on {base['timed_windows']})")
-    print(f"speed-up vs baseline: {figures['speedup_vs_baseline']:.1f}x "
-          f"(with TTA {figures['speedup_tta_vs_baseline']:.1f}x)")
+    print(f"CT {args.ct}, device {args.device}, load average at start {os.getloadavg()[0]:.2f}",
+          flush=True)
+    figures = {"ct": str(args.ct), "device": args.device, "runs": []}
+    for _ in range(args.rounds):  # interleaved, so a change of load hits both
+        figures["runs"].append({"segment_no_analysis": run_segment(args.ct, args.device, args.tta),
+                                "segment": run_segment(args.ct, args.device, args.tta,
+                                                       analysis=True)})
+    for key in ("segment_no_analysis", "segment"):
+        runs = [run[key] for run in figures["runs"]]
+        figures[key] = {"wall_s": statistics.median(r["wall_s"] for r in runs),
+                        "peak_rss_gb": max(r["peak_rss_gb"] for r in runs),
+                        "load": statistics.mean(r["load"] for r in runs),
+                        "walls_s": [round(r["wall_s"], 1) for r in runs]}
+    figures["ratio"] = figures["segment"]["wall_s"] / figures["segment_no_analysis"]["wall_s"]
+    figures["stages"] = staged_segment(args.ct, args.device)
+    if args.baseline_windows > 0:
+        figures["baseline_dynunet_32_320"] = run_baseline(args.ct, args.device,
+                                                          args.baseline_windows)
+    _print(figures)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
     return 0

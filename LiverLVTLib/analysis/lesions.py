@@ -75,9 +75,36 @@ class LesionComponent:
 
 
 def _tumor_components(labels: np.ndarray):
-    """One 26-connected labelling of label 3 and its per-component statistics (one pass)."""
-    cc = cc3d.connected_components(np.asarray(labels) == TUMOR, connectivity=26)
-    return cc, cc3d.statistics(cc)
+    """One 26-connected labelling of label 3 and its per-component statistics (one pass), both
+    computed on the tumor voxels' bounding box only and given in whole-grid indices (the
+    background entry 0 has its whole-grid voxel count; its centroid and box are the crop's)."""
+    tumor = np.asarray(labels) == TUMOR
+    box = mask_box(tumor)
+    if box is None:
+        cc = np.zeros(tumor.shape, np.uint16)
+        return cc, cc3d.statistics(cc)
+    crop = cc3d.connected_components(tumor[box], connectivity=26)
+    cc = np.zeros(tumor.shape, crop.dtype)
+    cc[box] = crop
+    stats = cc3d.statistics(crop)
+    stats["voxel_counts"][0] += tumor.size - crop.size  # background outside the box too
+    lo = np.array([s.start for s in box], float)
+    stats["centroids"] = np.asarray(stats["centroids"], float) + lo
+    stats["bounding_boxes"] = [tuple(slice(s.start + b.start, s.stop + b.start) for s, b in zip(bb, box))
+                               for bb in stats["bounding_boxes"]]
+    return cc, stats
+
+
+def mask_box(mask: np.ndarray):
+    """Numpy slices of the smallest box holding ``mask``'s voxels (None when empty): one
+    projection per axis, no index list of the voxels."""
+    box = []
+    for axis in range(mask.ndim):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        if hit.size == 0:
+            return None
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return tuple(box)
 
 
 def _seed(cc: np.ndarray, box, comp: int) -> Tuple[int, int, int]:

@@ -7,7 +7,7 @@ the vessel there.
   vessel mask on its centerline (ridge of the EDT = local maxima in a 3x3x3 neighbourhood),
   taking the largest value among centerline points whose inscribed ball comes within
   ``NEAR_MM`` of the contact. The EDT is computed on an isotropic (finest-spacing) resampling of
-  the crop around the lesion, so thick slices do not quantise it. Lesion voxels count as vessel for the EDT (the tumor does not
+  the vessels within ``MARGIN_MM`` of the contact, so thick slices do not quantise it. Lesion voxels count as vessel for the EDT (the tumor does not
   narrow the vessel it abuts). 2 x EDT is used as is (see the note where it is computed).
 
 A CT finding of contact is not proof of invasion.
@@ -64,6 +64,19 @@ def _isotropic(vessel: np.ndarray, lesion: np.ndarray, grid: Grid, offset) -> Tu
     return images, iso
 
 
+def _distance_to_outside(mask: np.ndarray, iso: float) -> np.ndarray:
+    """Euclidean distance (mm, float32) from each voxel of ``mask`` to the nearest voxel centre
+    outside it -- what ``scipy.ndimage.distance_transform_edt(mask, sampling=iso)`` gives, by
+    Maurer's exact algorithm (SimpleITK) with the outside as the object: squared distances in
+    voxels (exact integers in float32), then the root in mm; several times faster."""
+    outside = sitk.GetImageFromArray((~mask).astype(np.uint8))
+    outside.SetSpacing((iso, iso, iso))
+    distance = sitk.SignedMaurerDistanceMap(outside, insideIsPositive=False, squaredDistance=True,
+                                            useImageSpacing=False, backgroundValue=0)
+    squared = np.maximum(sitk.GetArrayViewFromImage(distance), 0.0)  # in voxels^2: integers
+    return np.sqrt(np.rint(squared)) * iso
+
+
 def vessel_contact(comp_mask: np.ndarray, labels: np.ndarray, grid, bbox) -> Dict:
     """Contact of one lesion (``comp_mask`` over the whole grid restricted to ``bbox`` slices,
     i.e. arrays of the bbox shape) with label-2 vessels. ``labels`` is the full label array and
@@ -83,15 +96,19 @@ def vessel_contact(comp_mask: np.ndarray, labels: np.ndarray, grid, bbox) -> Dic
     if not contact.any():
         return result
     result["contact_area_mm2"] = _face_contact_area(lesion, vessel, spacing_kji)
-    offset = np.array([s.start for s in big])
-    contact_pts = grid.origin + (np.argwhere(contact) + offset)[:, ::-1] @ grid.matrix.T
-    fine, iso = _isotropic(vessel, lesion, grid, offset)
+    contact_idx = np.argwhere(contact)
+    # the vessel diameter only needs the vessels around the contact: the crop's part within
+    # MARGIN_MM of the contact's box (a large lesion touches a vessel on a small patch)
+    near_box = tuple(slice(max(0, int(lo) - m), min(n, int(hi) + 1 + m)) for lo, hi, n, m in
+                     zip(contact_idx.min(0), contact_idx.max(0), contact.shape, margin))
+    offset = np.array([s.start for s in big]) + [s.start for s in near_box]
+    contact_pts = grid.origin + (contact_idx + [s.start for s in big])[:, ::-1] @ grid.matrix.T
+    fine, iso = _isotropic(vessel[near_box], lesion[near_box], grid, offset)
     fine_vessel = sitk.GetArrayViewFromImage(fine[0]) >= 0.5
     fine_either = sitk.GetArrayViewFromImage(fine[1]) >= 0.5
     # Distance to the nearest voxel that is neither vessel nor this lesion: the lesion does not
     # indent the vessel it abuts (it may even overlap the drawn wall by a voxel).
-    edt = ndimage.distance_transform_edt(fine_either | fine_vessel, sampling=iso)
-    edt = np.where(fine_vessel, edt, 0.0)
+    edt = np.where(fine_vessel, _distance_to_outside(fine_either | fine_vessel, iso), 0.0)
     ridge = fine_vessel & (ndimage.maximum_filter(edt, size=3) <= edt)
     fgrid = Grid.of(fine[0])
     ridge_idx = np.argwhere(ridge)

@@ -17,12 +17,12 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 from vtkmodules.util.numpy_support import numpy_to_vtk
 from vtkmodules.vtkCommonCore import vtkStringArray
 from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPolyData
 from vtkmodules.vtkCommonTransforms import vtkTransform
 from vtkmodules.vtkFiltersCore import (
+    vtkAppendPolyData,
     vtkMassProperties,
     vtkPolyDataNormals,
     vtkQuadricClustering,
@@ -33,7 +33,7 @@ from vtkmodules.vtkFiltersGeneral import vtkDiscreteFlyingEdges3D, vtkTransformP
 from vtkmodules.vtkIOGeometry import vtkSTLWriter
 from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter
 
-from ..analysis.lesions import Grid, find_lesions, lesion_masks
+from ..analysis.lesions import Grid, find_lesions, lesion_masks, mask_box
 from ..core.errors import OutputError
 from ..core.io import atomic_path
 from ..core.labels import TUMOR, VESSEL
@@ -49,9 +49,9 @@ def surface(mask: np.ndarray, grid: Grid, smooth_iterations: int = 20, pass_band
     """Closed surface (LPS mm) of a boolean mask [k, j, i] on ``grid``'s voxels."""
     mask = np.asarray(mask, bool)
     out = vtkPolyData()
-    if not mask.any():
+    box = mask_box(mask)
+    if box is None:
         return out
-    box = ndimage.find_objects(mask.astype(np.uint8))[0]
     pad = 2
     lo = np.array([max(0, s.start - pad) for s in box])
     hi = np.array([min(n, s.stop + pad) for s, n in zip(box, mask.shape)])
@@ -129,35 +129,52 @@ def _decimation_for(mask_voxels: int) -> float:
     return 0.75
 
 
-def build_surfaces(labels: sitk.Image, result: Optional[Dict] = None) -> List[Tuple[str, str, vtkPolyData]]:
-    """[(file stem, kind, polydata)]: liver (1 U 2 U 3), vessels (2), all lesions (3), and each
-    lesion on its own (numbered as in the analysis, kind = its classification)."""
+def build_surfaces(labels: sitk.Image, result: Optional[Dict] = None,
+                   masks: Optional[Dict] = None) -> List[Tuple[str, str, vtkPolyData]]:
+    """[(file stem, kind, polydata)]: liver (1 U 2 U 3), vessels (2), all lesions (3: the
+    lesions' own surfaces together when they hold every tumor voxel), and each lesion on its
+    own (numbered as in the analysis, kind = its classification). ``masks``:
+    :func:`lesion_masks` of ``labels`` for ``result``'s lesions when the caller already has them
+    (the report uses the same), else they are found here."""
     lab = sitk.GetArrayViewFromImage(labels)
     grid = Grid.of(labels)
-    out = []
     liver = lab > 0
-    out.append(("liver", "liver", surface(liver, grid, decimate=_decimation_for(int(liver.sum())))))
-    for stem, kind, mask in (("vessels", "vessels", lab == VESSEL), ("tumors", "tumors", lab == TUMOR)):
-        if mask.any():
-            # thin vessels (1-3 voxels) shrink under strong smoothing and break under vertex
-            # clustering: smooth them less and keep every vertex
-            if kind == "vessels":
-                options = dict(smooth_iterations=15, pass_band=0.05, decimate=0.0)
-            else:
-                options = dict(decimate=_decimation_for(int(mask.sum())))
-            out.append((stem, kind, surface(mask, grid, **options)))
-    for lesion_id, kind, box, crop in _lesions_of(lab, grid, result):
-        out.append((f"lesion_{lesion_id:02d}_{kind}", kind,
-                    surface_of_crop(crop, box, lab.shape, grid, decimate=_decimation_for(int(crop.sum())))))
+    out = [("liver", "liver", surface(liver, grid, decimate=_decimation_for(int(liver.sum()))))]
+    vessels = lab == VESSEL
+    if vessels.any():
+        # thin vessels (1-3 voxels) shrink under strong smoothing and break under vertex
+        # clustering: smooth them less and keep every vertex
+        out.append(("vessels", "vessels", surface(vessels, grid, smooth_iterations=15,
+                                                  pass_band=0.05, decimate=0.0)))
+    lesions = [(f"lesion_{lesion_id:02d}_{kind}", kind, crop.sum(),
+                surface_of_crop(crop, box, lab.shape, grid, decimate=_decimation_for(int(crop.sum()))))
+               for lesion_id, kind, box, crop in _lesions_of(lab, grid, result, masks)]
+    tumor = lab == TUMOR
+    tumor_voxels = int(np.count_nonzero(tumor))
+    if tumor_voxels and tumor_voxels == sum(int(n) for _, _, n, _ in lesions):
+        out.append(("tumors", "tumors", _appended([poly for *_, poly in lesions])))
+    elif tumor_voxels:  # tumor voxels outside the listed lesions (e.g. drawn after the analysis)
+        out.append(("tumors", "tumors", surface(tumor, grid, decimate=_decimation_for(tumor_voxels))))
+    return out + [(stem, kind, poly) for stem, kind, _, poly in lesions]
+
+
+def _appended(polys: List[vtkPolyData]) -> vtkPolyData:
+    """One polydata holding all of ``polys`` (the all-lesions model from the lesions' own)."""
+    append = vtkAppendPolyData()
+    for poly in polys:
+        append.AddInputData(poly)
+    append.Update()
+    out = vtkPolyData()
+    out.DeepCopy(append.GetOutput())
     return out
 
 
-def _lesions_of(lab: np.ndarray, grid: Grid, result: Optional[Dict]):
+def _lesions_of(lab: np.ndarray, grid: Grid, result: Optional[Dict], masks: Optional[Dict] = None):
     """(id, classification, box, crop mask) per lesion: from the analysis's own lesion records
     (the single lesion identity), or in lesion-id order when no analysis is given."""
     records = (result or {}).get("lesions", [])
     if records:
-        masks = lesion_masks(lab, records)
+        masks = lesion_masks(lab, records) if masks is None else masks
         return [(les["id"], les["classification"], *masks[les["id"]])
                 for les in records if les["id"] in masks]
     cc, lesions = find_lesions(lab, grid)
@@ -188,6 +205,7 @@ def write_vtp(poly: vtkPolyData, path) -> Path:
         writer.SetFileName(str(tmp))
         writer.SetDataModeToAppended()
         writer.SetCompressorTypeToZLib()
+        writer.GetCompressor().SetCompressionLevel(1)  # fastest zlib level: ~same size here
         if not writer.Write():
             raise OutputError(f"cannot write the model '{path}'", "check free disk space")
     return Path(path)

@@ -18,45 +18,54 @@ from typing import Dict, List, Optional
 import numpy as np
 import SimpleITK as sitk
 
-from ..analysis.lesions import Grid, crop_image, full_mask, lesion_masks, to_axial
+from ..analysis.lesions import Grid, crop_image, lesion_masks, to_axial
 from ..core.io import write_text
 
 WINDOW_HU = (-110.0, 240.0)  # abdominal soft-tissue / liver window (W 350, L 65)
 CLASS_COLORS = {"tumor": "#e8c21b", "indeterminate": "#f08a24", "cyst": "#3cc8d0"}
 
 
-def _png(fig) -> str:
-    buf = _io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    import matplotlib.pyplot as plt
+FIGURE_DPI = 90  # 4.2 in -> 378 px lesion cards (shown 318 px wide), 576 px 3-D fallback
 
-    plt.close(fig)
+
+def _png(fig) -> str:
+    """PNG (base64) of a :func:`_figure`: drawn once by Agg at a fixed layout (no
+    ``bbox_inches="tight"``, which draws the figure twice)."""
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=FIGURE_DPI, pil_kwargs={"compress_level": 1})
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _mpl():
-    import matplotlib
+def _figure(size_in, margins=(0.02, 0.02, 0.98, 0.92)):
+    """A matplotlib Figure on the Agg canvas, without pyplot (no GUI backend, no global figure
+    registry to close)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=size_in)
+    FigureCanvasAgg(fig)
+    left, bottom, right, top = margins
+    fig.subplots_adjust(left=left, bottom=bottom, right=right, top=top)
+    return fig
 
 
 # ----------------------------------------------------------------------------- lesion slices
 def lesion_figure(les: Dict, ct: sitk.Image, labels: sitk.Image, comp_mask: np.ndarray,
                   box) -> str:
-    """PNG (base64) of the lesion's measurement slice: CT, outlines, both diameters."""
-    plt = _mpl()
+    """PNG (base64) of the lesion's measurement slice: CT, outlines, both diameters.
+    ``comp_mask``: the lesion's voxels, either over the whole grid or as the crop of ``box``
+    (what :func:`LiverLVTLib.analysis.lesions.lesion_masks` gives); only the crop around the
+    lesion is read, resampled and drawn."""
     grid = Grid.of(ct)
+    shape = sitk.GetArrayViewFromImage(labels).shape
     size_mm = max(40.0, 1.6 * float(les["max_3d_mm"] or 0))
     margin = [int(np.ceil(size_mm / 2 / s)) for s in grid.spacing[::-1]]
-    sl = tuple(slice(max(0, b.start - m), min(n, b.stop + m))
-               for b, m, n in zip(box, margin, comp_mask.shape))
+    sl = tuple(slice(max(0, b.start - m), min(n, b.stop + m)) for b, m, n in zip(box, margin, shape))
+    lab_crop = crop_image(labels, sl)
     ct_ax = to_axial(crop_image(ct, sl), sitk.sitkLinear, -1024.0)
-    lab_ax = to_axial(crop_image(labels, sl))
-    mask_img = sitk.GetImageFromArray(comp_mask[sl].astype(np.uint8))
-    mask_img.CopyInformation(crop_image(labels, sl))
+    lab_ax = to_axial(lab_crop)
+    mask_img = sitk.GetImageFromArray(_mask_in(comp_mask, box, sl).astype(np.uint8))
+    mask_img.CopyInformation(lab_crop)
     mask_ax = to_axial(mask_img)
     g = Grid.of(ct_ax)
     z = int(round((les["axial_slice_s_mm"] - g.origin[2]) / g.spacing[2]))
@@ -68,7 +77,8 @@ def lesion_figure(les: Dict, ct: sitk.Image, labels: sitk.Image, comp_mask: np.n
     x1 = x0 + (img.shape[1] - 1) * g.spacing[0]
     y1 = y0 + (img.shape[0] - 1) * g.spacing[1]
     hx, hy = g.spacing[0] / 2, g.spacing[1] / 2
-    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    fig = _figure((4.2, 4.2))
+    ax = fig.add_subplot()
     ax.imshow(img, cmap="gray", vmin=WINDOW_HU[0], vmax=WINDOW_HU[1],
               extent=(x0 - hx, x1 + hx, y1 + hy, y0 - hy), interpolation="bilinear")
     xs = x0 + np.arange(img.shape[1]) * g.spacing[0]
@@ -97,6 +107,16 @@ def lesion_figure(les: Dict, ct: sitk.Image, labels: sitk.Image, comp_mask: np.n
     ax.set_xticks([])
     ax.set_yticks([])
     return _png(fig)
+
+
+def _mask_in(comp_mask: np.ndarray, box, sl) -> np.ndarray:
+    """The lesion mask over the figure's crop ``sl`` (which holds ``box``), from a whole-grid
+    mask or a ``box`` crop (a box covering the whole grid reads the same either way)."""
+    if comp_mask.shape != tuple(b.stop - b.start for b in box):
+        return np.asarray(comp_mask[sl], bool)
+    out = np.zeros([s.stop - s.start for s in sl], bool)
+    out[tuple(slice(b.start - s.start, b.stop - s.start) for b, s in zip(box, sl))] = comp_mask
+    return out
 
 
 # ----------------------------------------------------------------------------- 3-D view
@@ -150,6 +170,7 @@ def _render_vtk(surfaces, size=(640, 520)) -> Optional[str]:
         png = vtkPNGWriter()
         png.SetInputConnection(grab.GetOutputPort())
         png.WriteToMemoryOn()
+        png.SetCompressionLevel(1)
         png.Write()
         data = bytes(memoryview(png.GetResult()))
         win.Finalize()
@@ -162,13 +183,12 @@ def _render_vtk(surfaces, size=(640, 520)) -> Optional[str]:
 
 
 def _render_mpl(surfaces) -> str:
-    plt = _mpl()
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
     from vtkmodules.util.numpy_support import vtk_to_numpy
 
     from .meshes import COLORS
 
-    fig = plt.figure(figsize=(6.4, 5.2))
+    fig = _figure((6.4, 5.2), (0.0, 0.02, 1.0, 0.98))
     ax = fig.add_subplot(projection="3d")
     lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
     for stem, kind, poly in surfaces:
@@ -319,14 +339,16 @@ def build_html(result: Dict, lesion_pngs: Dict[int, str], view_png: str, view_ho
 
 
 def write_report(result: Dict, ct: sitk.Image, labels: sitk.Image, path, surfaces=None,
-                 title: str = "LiverLVT analysis") -> str:
-    lab = sitk.GetArrayViewFromImage(labels)
+                 title: str = "LiverLVT analysis", masks: Optional[Dict] = None) -> str:
+    """Write the HTML report. ``masks``: :func:`lesion_masks` of ``labels`` for these lesions
+    when the caller already has them (the meshes use the same), else they are found here."""
+    if masks is None:
+        masks = lesion_masks(sitk.GetArrayViewFromImage(labels), result["lesions"])
     pngs = {}
-    masks = lesion_masks(lab, result["lesions"])  # each lesion's own voxels (its record's seed)
-    for les in result["lesions"]:
+    for les in result["lesions"]:  # each lesion's own voxels (its record's seed), on its crop
         if les["id"] in masks:
             box, crop = masks[les["id"]]
-            pngs[les["id"]] = lesion_figure(les, ct, labels, full_mask(lab.shape, box, crop), box)
+            pngs[les["id"]] = lesion_figure(les, ct, labels, crop, box)
     view, how = ("", "")
     if surfaces is not None:
         view, how = render_3d(surfaces)

@@ -4,6 +4,11 @@ Input: a CT already on the stage's grid (canonical orientation, model spacing). 
 probabilities [3, z, y, x] (liver, vessel, tumor). Optional flip test-time augmentation averages
 the probabilities of the flipped passes. On CUDA the network runs in mixed precision; when the
 GPU runs out of memory the stage is retried with one window per batch, then on the CPU.
+
+CPU options (model card ``inference``): ``cpu_precision`` "bf16" runs the network under bfloat16
+autocast (fast on CPUs with AVX512-BF16/AMX), "fp32" (default) in full precision;
+``channels_last`` puts the network and its windows in the channels-last-3d memory format.
+Probabilities are float32 either way (no float64 array at full resolution).
 """
 from __future__ import annotations
 
@@ -35,13 +40,16 @@ class _Watched:
     """Wraps the network so every batch of windows reports progress and honours Cancel."""
 
     def __init__(self, network, batches: int, progress: ProgressFn, stage: str,
-                 check: Callable[[], None]):
+                 check: Callable[[], None], memory_format=None):
         self.network, self.batches, self.progress, self.stage, self.check = (
             network, max(1, batches), progress, stage, check)
+        self.memory_format = memory_format
         self.done = 0
 
     def __call__(self, x):
         self.check()
+        if self.memory_format is not None:
+            x = x.contiguous(memory_format=self.memory_format)
         out = self.network(x)
         if isinstance(out, (list, tuple)):  # deep-supervision heads: keep the full-resolution one
             out = out[0]
@@ -54,7 +62,18 @@ def _flip_sets(tta_flips) -> List[tuple]:
     return [()] + [tuple(int(a) for a in axes) for axes in (tta_flips or [])]
 
 
-def _run(network, volume: np.ndarray, patch, overlap, batch, device, stage, flips, progress, check):
+def _autocast(device, cpu_precision: str):
+    import torch
+
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    if device.type == "cpu" and cpu_precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return _null()
+
+
+def _run(network, volume: np.ndarray, patch, overlap, batch, device, stage, flips, progress, check,
+         cpu_precision: str = "fp32", channels_last: bool = False):
     import torch
     from monai.inferers import SlidingWindowInferer
 
@@ -62,18 +81,20 @@ def _run(network, volume: np.ndarray, patch, overlap, batch, device, stage, flip
                                    mode="gaussian", padding_mode="constant", cval=0.0)
     windows = count_windows(volume.shape, patch, overlap)
     batches = math.ceil(windows / batch) * len(flips)
-    watched = _Watched(network, batches, progress, stage, check)
+    memory_format = torch.channels_last_3d if channels_last else None
+    if memory_format is not None:
+        network = network.to(memory_format=memory_format)
+    watched = _Watched(network, batches, progress, stage, check, memory_format)
     x = torch.from_numpy(volume)[None, None].to(device)
     total = None
-    autocast = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else _null()
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), _autocast(device, cpu_precision):
         for axes in flips:
             dims = [a + 2 for a in axes]
             xi = torch.flip(x, dims) if dims else x
             prob = torch.sigmoid(inferer(xi, watched).float())
             prob = torch.flip(prob, dims) if dims else prob
             total = prob if total is None else total + prob
-    return (total / len(flips))[0].cpu().numpy().astype(np.float32)
+    return (total / len(flips))[0].float().cpu().numpy()
 
 
 class _null:
@@ -86,8 +107,10 @@ class _null:
 
 def predict(stage, network, grid_ct: sitk.Image, device, overlap: float = 0.5,
             sw_batch_size: int = 2, tta_flips=None, progress: Optional[ProgressFn] = None,
-            check: Callable[[], None] = lambda: None, stage_label: Optional[str] = None) -> np.ndarray:
-    """Probabilities [3, z, y, x] for a CT on the stage grid, with the OOM fallbacks."""
+            check: Callable[[], None] = lambda: None, stage_label: Optional[str] = None,
+            cpu_precision: str = "fp32", channels_last: bool = False) -> np.ndarray:
+    """Probabilities [3, z, y, x] (float32) for a CT on the stage grid, with the OOM fallbacks.
+    ``cpu_precision`` ("fp32"/"bf16") and ``channels_last``: see the module note."""
     import torch
 
     progress = progress or no_progress
@@ -100,7 +123,7 @@ def predict(stage, network, grid_ct: sitk.Image, device, overlap: float = 0.5,
     for index, (dev, batch) in enumerate(attempts):
         try:
             return _run(network.to(dev), volume, stage.patch_size, overlap, batch, dev, label,
-                        flips, progress, check)
+                        flips, progress, check, cpu_precision, channels_last)
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             if index + 1 == len(attempts):

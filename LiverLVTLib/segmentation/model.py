@@ -8,7 +8,8 @@ A model folder ``Resources/Models/<name>/`` holds one or more ``*.pt`` state_dic
          "network": {"class": "UNet", "args": {...}},         # a class of monai.networks.nets
          "spacing_mm": [3, 3, 3], "window_hu": [-200, 300], "patch_size": [96, 96, 96]},
         {"name": "fine", ..., "roi": {"from": "coarse", "channel": "liver", "margin_mm": 15}}],
-     "inference": {"overlap": 0.5, "sw_batch_size": 2, "threshold": 0.5, "tta_flips": [[2]]},
+     "inference": {"overlap": 0.5, "sw_batch_size": 2, "threshold": 0.5, "tta_flips": [[2]],
+                   "cpu_precision": "fp32", "channels_last": false},   # CPU: "bf16" autocast
      "postprocess": {"min_tumor_ml": 0.1, "liver_margin_mm": 5, "tumor_opening_radius_mm": 1.5},
      "training": {...}, "metrics": {...}, "license": "..."}
 

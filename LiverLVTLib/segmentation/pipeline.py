@@ -73,7 +73,9 @@ def _stage_probabilities(card: ModelCard, canon: sitk.Image, device, tta: bool,
         network = stage.load_network(device)
         probs = predict(stage, network, grid, device, overlap=float(cfg.get("overlap", 0.5)),
                         sw_batch_size=int(cfg.get("sw_batch_size", 2)), tta_flips=flips,
-                        progress=progress, check=check)
+                        progress=progress, check=check,
+                        cpu_precision=str(cfg.get("cpu_precision", "fp32")),
+                        channels_last=bool(cfg.get("channels_last", False)))
         previous = (probs, grid)
     return previous
 

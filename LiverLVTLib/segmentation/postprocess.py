@@ -12,6 +12,7 @@ from typing import Sequence
 
 import cc3d
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage
 
 from ..core.labels import BACKGROUND, LIVER, TUMOR, VESSEL
@@ -58,10 +59,18 @@ def largest_component(mask: np.ndarray, connectivity: int = 6) -> np.ndarray:
 
 
 def within_mm(mask: np.ndarray, spacing_zyx: Sequence[float], margin_mm: float) -> np.ndarray:
-    """Voxels within ``margin_mm`` (physical) of the mask: an anisotropic-safe dilation."""
+    """Voxels within ``margin_mm`` (physical) of the mask: an anisotropic-safe dilation.
+
+    The exact Euclidean distance of each voxel to the mask (Maurer's algorithm, SimpleITK):
+    float32 and several times faster than ``scipy.ndimage.distance_transform_edt`` (float64
+    distances plus an index array per axis), with the same voxels selected."""
     if margin_mm <= 0 or not mask.any():
         return mask.copy()
-    return ndimage.distance_transform_edt(~mask, sampling=spacing_zyx) <= margin_mm
+    image = sitk.GetImageFromArray(np.asarray(mask, np.uint8))
+    image.SetSpacing([float(s) for s in spacing_zyx[::-1]])
+    distance = sitk.SignedMaurerDistanceMap(image, insideIsPositive=False, squaredDistance=False,
+                                            useImageSpacing=True, backgroundValue=0)
+    return sitk.GetArrayViewFromImage(distance) <= margin_mm
 
 
 def ball(radius_mm: float, spacing_zyx: Sequence[float]) -> np.ndarray:
