@@ -22,17 +22,16 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 
 from ..core.io import as_labels, read_ct, read_labels
 from ..core.options import AnalysisOptions
 from ..core.progress import no_progress
 from . import cyst as cyst_mod
 from . import staging as staging_mod
-from .lesions import Grid, crop_image, expand_slices, lesion_components, measure_lesion, to_ras
+from .lesions import Grid, crop_image, expand_slices, find_lesions, measure_lesion, to_ras
 from .record import SCHEMA, Measurements  # noqa: F401  (the record's type and schema id)
 from .vessel_contact import vessel_contact
-from .volumetry import volumes
+from .volumetry import label_counts, volumes
 
 log = logging.getLogger("liverlvt")
 
@@ -65,11 +64,10 @@ def _measure_lesions(ct: sitk.Image, lab: np.ndarray, hu: np.ndarray, grid: Grid
                      progress: Callable[[str, float], None]) -> List[Dict]:
     """One record per lesion (connected tumor component, in component order): geometry, HU,
     cyst triage and vessel contact, plus what a viewer needs to draw it."""
-    cc, ids = lesion_components(lab, grid)
-    boxes = ndimage.find_objects(cc) if ids else []
+    cc, found = find_lesions(lab, grid)  # the one lesion identity: id = position in this list
     lesions = []
-    for order, comp in enumerate(ids, start=1):
-        bbox = boxes[comp - 1]
+    for order, les in enumerate(found, start=1):
+        comp, bbox = les.component, les.box
         sl = expand_slices(bbox, cc.shape, (1, 1, 1))
         mask_crop = cc[sl] == comp
         geo = measure_lesion(cc[sl], comp, hu[sl], crop_image(ct, sl))
@@ -105,7 +103,7 @@ def _measure_lesions(ct: sitk.Image, lab: np.ndarray, hu: np.ndarray, grid: Grid
             "label_value": 3, "component": order,
             "seed_ijk": [int(v) for v in seed[::-1]],
         })
-        progress("analyze", 0.9 * order / max(len(ids), 1))
+        progress("analyze", 0.9 * order / max(len(found), 1))
     return lesions
 
 
@@ -151,10 +149,11 @@ def analyze_case(ct, labels, options: Optional[AnalysisOptions] = None,
     lab = sitk.GetArrayViewFromImage(labels)
     hu = sitk.GetArrayViewFromImage(ct)
     grid = Grid.of(ct)
-    volumes(lab, grid.voxel_ml)  # refuses a label map without liver before any work
+    counts = label_counts(lab)
+    volumes(lab, grid.voxel_ml, counts=counts)  # refuses a label map without liver before any work
     progress("analyze", 0.0)
     lesions = _measure_lesions(ct, lab, hu, grid, options.cyst_rule, progress)
-    vol = volumes(lab, grid.voxel_ml, lesions)
+    vol = volumes(lab, grid.voxel_ml, lesions, counts=counts)
     staging = staging_mod.stage_case(lesions, options.n, options.m, options.major_vessel_mm)
     staging["paper"]["rule_note"] = staging_mod.PAPER_RULE_HELP
     result = {

@@ -9,6 +9,7 @@ from typing import Dict
 
 import SimpleITK as sitk
 
+from ..analysis.lesions import lesion_masks
 from ..core.io import ensure_output_dir, write_text
 
 CSV_FIELDS = ("id", "classification", "volume_ml", "longest_axial_mm", "short_axis_mm",
@@ -45,11 +46,14 @@ def write_analysis(result: Dict, ct: sitk.Image, labels: sitk.Image, out_dir, mo
     if models or report:
         from .meshes import build_surfaces, write_surfaces
 
-        surfaces = build_surfaces(labels, result)
+        # each lesion's voxels found once, from its record, for both the models and the report
+        masks = lesion_masks(sitk.GetArrayViewFromImage(labels), result["lesions"])
+        surfaces = build_surfaces(labels, result, masks=masks)
         if models:
             paths["models"] = write_surfaces(surfaces, ensure_output_dir(out / "models"))
     if report:
         from .report import write_report
 
-        paths["report"] = str(write_report(result, ct, labels, out / "report.html", surfaces))
+        paths["report"] = str(write_report(result, ct, labels, out / "report.html", surfaces,
+                                           masks=masks))
     return paths
