@@ -152,3 +152,23 @@ def test_surface_metrics_agree_with_monai_top_level_functions():
     assert M.nsd(a, b, sp, 3.0) == pytest.approx(ref_nsd, rel=1e-5)
     record = M.score_class(a, b, sp, 3.0)
     assert record["hd95_mm"] == pytest.approx(ref_hd, rel=1e-5)
+
+
+def test_centreline_metrics_see_a_broken_vessel_tree():
+    """clDice / skeleton recall: a tube cut into pieces keeps most of its Dice but loses its
+    centre line; a perfect prediction scores 1."""
+    from LiverLVTLib.evaluation.metrics import centre_voxels, centreline_metrics
+
+    z, y, x = np.mgrid[:40, :40, :80]
+    tube = ((z - 20) ** 2 + (y - 20) ** 2) <= 9
+    skel = centre_voxels(tube)
+    assert 60 < skel.sum() < 0.1 * tube.sum() and np.all(tube[skel])  # ~ the 80-voxel axis
+    same = centreline_metrics(tube, tube)
+    assert same["cldice"] == pytest.approx(1.0) and same["skeleton_recall"] == pytest.approx(1.0)
+    thin = tube & (((z - 20) ** 2 + (y - 20) ** 2) <= 4)  # under-segmented but continuous
+    thin_m = centreline_metrics(thin, tube)
+    assert thin_m["skeleton_recall"] > 0.8
+    broken = tube & ((x // 8) % 2 == 0)  # every other 8-voxel piece missing
+    broken_m = centreline_metrics(broken, tube)
+    assert broken_m["skeleton_recall"] < 0.65 and broken_m["cldice"] < thin_m["cldice"]
+    assert centreline_metrics(np.zeros_like(tube), tube)["cldice"] == 0.0
