@@ -41,6 +41,20 @@ def test_no_source_file_over_450_lines():
     assert not long, long
 
 
+def test_no_function_over_60_lines():
+    import ast
+
+    files = [REPO / "LiverLVT.py", *sorted((REPO / "LiverLVTLib").rglob("*.py"))]
+    long = {}
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > 60:
+                    long[f"{path.relative_to(REPO)}:{node.name}"] = length
+    assert not long, long
+
+
 def test_pipeline_packages_have_a_face():
     for name in ("core", "segmentation", "analysis", "outputs", "mrml", "training", "evaluation",
                  "synthetic", "app", "cli"):

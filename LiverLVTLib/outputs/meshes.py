@@ -76,29 +76,9 @@ def surface(mask: np.ndarray, grid: Grid, smooth_iterations: int = 20, pass_band
     tf = vtkTransformPolyDataFilter()
     tf.SetTransform(transform)
     tf.SetInputConnection(fe.GetOutputPort())
-    last = tf
-    if decimate > 0:
-        # vertex clustering on a grid of cells (1 / sqrt(1 - decimate)) voxels wide keeps about
-        # (1 - decimate) of the vertices; 15-20x faster than quadric edge collapse on a liver
-        # (0.3 s vs 5 s for 2.9 M voxels) at the same enclosed volume (within 0.1 %)
-        tri = vtkTriangleFilter()
-        tri.SetInputConnection(last.GetOutputPort())
-        dec = vtkQuadricClustering()
-        dec.SetInputConnection(tri.GetOutputPort())
-        dec.AutoAdjustNumberOfDivisionsOff()
-        cell = float(np.mean(grid.spacing)) / np.sqrt(max(1e-3, 1.0 - decimate))
-        dec.SetDivisionSpacing(cell, cell, cell)
-        last = dec
+    last = _decimated(tf, grid, decimate)
     if smooth_iterations > 0:
-        smooth = vtkWindowedSincPolyDataFilter()
-        smooth.SetInputConnection(last.GetOutputPort())
-        smooth.SetNumberOfIterations(smooth_iterations)
-        smooth.SetPassBand(pass_band)
-        smooth.BoundarySmoothingOff()
-        smooth.FeatureEdgeSmoothingOff()
-        smooth.NonManifoldSmoothingOn()
-        smooth.NormalizeCoordinatesOn()
-        last = smooth
+        last = _smoothed(last, smooth_iterations, pass_band)
     normals = vtkPolyDataNormals()
     normals.SetInputConnection(last.GetOutputPort())
     normals.ConsistencyOn()
@@ -107,6 +87,35 @@ def surface(mask: np.ndarray, grid: Grid, smooth_iterations: int = 20, pass_band
     normals.Update()
     out.DeepCopy(normals.GetOutput())
     return out
+
+
+def _decimated(source, grid: Grid, decimate: float):
+    """Vertex clustering on a grid of cells (1 / sqrt(1 - decimate)) voxels wide keeps about
+    (1 - decimate) of the vertices; 15-20x faster than quadric edge collapse on a liver (0.3 s vs
+    5 s for 2.9 M voxels) at the same enclosed volume (within 0.1 %)."""
+    if decimate <= 0:
+        return source
+    tri = vtkTriangleFilter()
+    tri.SetInputConnection(source.GetOutputPort())
+    dec = vtkQuadricClustering()
+    dec.SetInputConnection(tri.GetOutputPort())
+    dec.AutoAdjustNumberOfDivisionsOff()
+    cell = float(np.mean(grid.spacing)) / np.sqrt(max(1e-3, 1.0 - decimate))
+    dec.SetDivisionSpacing(cell, cell, cell)
+    return dec
+
+
+def _smoothed(source, iterations: int, pass_band: float):
+    """Windowed-sinc smoothing (Taubin): removes the voxel staircase, keeps the volume."""
+    smooth = vtkWindowedSincPolyDataFilter()
+    smooth.SetInputConnection(source.GetOutputPort())
+    smooth.SetNumberOfIterations(iterations)
+    smooth.SetPassBand(pass_band)
+    smooth.BoundarySmoothingOff()
+    smooth.FeatureEdgeSmoothingOff()
+    smooth.NonManifoldSmoothingOn()
+    smooth.NormalizeCoordinatesOn()
+    return smooth
 
 
 def enclosed_volume_ml(poly: vtkPolyData) -> float:
