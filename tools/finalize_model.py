@@ -62,6 +62,7 @@ def main() -> int:
     parser.add_argument("--eval", type=Path, required=True, help="held-out metrics.json")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--notes", type=Path, help="Markdown notes appended to the card")
+    parser.add_argument("--config", default="configs/lvt-unet-v2.json", help="the training config named in the card")
     parser.add_argument("--tta-default", action="store_true",
                         help="make flip test-time augmentation the default (when it measured better)")
     args = parser.parse_args()
@@ -93,8 +94,11 @@ def main() -> int:
         f"- Real cases (labels used only for the classes each case annotates; masked BCE + Dice): {', '.join(trained)}.",
         f"- Synthetic cases from the 16 label-only 3D-IRCADb maps: {card['training'].get('synthetic_from_label_only')}.",
         f"- Hardware: {card['training'].get('hardware')}; seed {card['training'].get('seed')}.",
-        f"- Command: `liverlvt train --manifest ../shared/data/manifest.json --config configs/lvt-unet-cpu.json "
-        f"--exclude {' '.join(card['training'].get('excluded', []))}`.", "",
+        f"- Command: `liverlvt train --manifest ../shared/data/manifest.json --config {args.config} "
+        f"--exclude {' '.join(card['training'].get('excluded', []))}`"
+        + "".join(f" (stage {name} warm-started from `{rec['warm_start']}`)"
+                  for name, rec in card["training"].get("stages", {}).items() if rec.get("warm_start"))
+        + ".", "",
         "## Held-out accuracy", "",
         f"Cases this model never saw in training: {', '.join(held_out)}"
         + (f"; with the other fold(s) ({', '.join(f for f in metrics['folds'] if f != args.run.name)}, "
