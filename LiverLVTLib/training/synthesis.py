@@ -27,7 +27,8 @@ def smooth_field(shape, gen, device, cells: int = 4) -> torch.Tensor:
     return F.interpolate(coarse, size=tuple(shape), mode="trilinear", align_corners=True)[0, 0]
 
 
-def _gauss_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of a [D, H, W] tensor (sigma in voxels, replicate padding)."""
     if sigma < 0.2:
         return x
     radius = max(1, int(round(2.5 * sigma)))
@@ -68,13 +69,13 @@ def synthesize(tissue: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     # body: fat/muscle mixture from a smooth field
     fat, muscle = _u(gen, -130, -70, device), _u(gen, 30, 65, device)
     mix = (smooth_field(shape, gen, device, cells=6) > _u(gen, 0.35, 0.65, device)).float()
-    mix = _gauss_blur(mix, 1.5)
+    mix = gaussian_blur(mix, 1.5)
     body = fat + (muscle - fat) * mix
     hu = torch.where(tissue == T["body"], body, hu)
     # per-tissue texture, partial-volume blur, bias field, scanner noise
     texture = torch.randn(shape, generator=gen, device=device) * _u(gen, 3, 15, device)
-    hu = hu + _gauss_blur(texture, 1.0)
-    hu = _gauss_blur(hu, _u(gen, 0.3, 1.0, device))
+    hu = hu + gaussian_blur(texture, 1.0)
+    hu = gaussian_blur(hu, _u(gen, 0.3, 1.0, device))
     hu = hu * (1 + (smooth_field(shape, gen, device) - 0.5) * _u(gen, 0, 0.1, device))
     hu = hu + torch.randn(shape, generator=gen, device=device) * _u(gen, 4, 20, device)
     return hu

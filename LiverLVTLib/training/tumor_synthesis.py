@@ -35,6 +35,8 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from .synthesis import gaussian_blur
+
 # size classes of Hu et al.: (radius mm, (min count, max count) per liver); per patch we draw at
 # most ``max_per_patch`` of a class, since a 96^3 patch at 1.25 mm holds a part of the liver only
 SIZE_CLASSES: Dict[str, Tuple[float, Tuple[int, int]]] = {
@@ -72,24 +74,6 @@ def _u(gen: torch.Generator, lo: float, hi: float) -> float:
 def _randint(gen: torch.Generator, lo: int, hi: int) -> int:
     """Integer in [lo, hi]."""
     return int(torch.randint(lo, hi + 1, (1,), generator=gen, device=gen.device))
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of a [D, H, W] tensor (sigma in voxels)."""
-    if sigma < 0.2:
-        return x
-    radius = max(1, int(math.ceil(2.5 * sigma)))
-    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    y = x[None, None]
-    for dim in range(3):
-        shape = [1, 1, 1, 1, 1]
-        shape[2 + dim] = k.numel()
-        pad = [0] * 6
-        pad[2 * (2 - dim)] = pad[2 * (2 - dim) + 1] = radius
-        y = F.conv3d(F.pad(y, pad, mode="replicate"), k.reshape(shape))
-    return y[0, 0]
 
 
 def draw_radii(cfg: TumorSynthesisConfig, gen: torch.Generator) -> list:
