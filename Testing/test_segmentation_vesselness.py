@@ -33,7 +33,7 @@ def test_vein_called_tumor_goes_back_to_the_vessel_tree_but_the_blob_stays_tumor
     labels = np.where(liver, 1, 0).astype(np.uint8)
     labels[tube] = 3      # the network called the vein a tumor
     labels[sphere] = 3    # and the enhancing blob a tumor
-    out = apply_vessel_prior(labels, hu, SPACING, VesselPrior(inner_mm=0.0))
+    out = apply_vessel_prior(labels, hu, SPACING, VesselPrior(inner_mm=0.0, tumor_tube_score=0.07))
     assert (out[tube] == 2).mean() > 0.8, "the vein is vessel again"
     assert (out[sphere] == 3).mean() > 0.95, "a round enhancing tumor is not a vessel"
     assert np.all(out[~liver] == 0)
@@ -71,3 +71,11 @@ def test_vessels_are_decided_on_the_ct_grid():
     dice = 2 * (found & inside).sum() / (found.sum() + inside.sum())
     assert dice > 0.7, dice
     assert not (found & ~liver).any()
+
+
+def test_the_vein_veto_is_off_by_default():
+    hu, liver, tube, sphere = scene()
+    labels = np.where(liver, 1, 0).astype(np.uint8)
+    labels[tube] = 3
+    out = apply_vessel_prior(labels, hu, SPACING, VesselPrior(inner_mm=0.0))
+    assert np.all(out[tube] == 3), "without tumor_tube_score no tumor is given to the vessels"
