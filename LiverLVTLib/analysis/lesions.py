@@ -130,12 +130,6 @@ def find_lesions(labels: np.ndarray, grid: Grid) -> Tuple[np.ndarray, List[Lesio
                 for c in order]
 
 
-def lesion_components(labels: np.ndarray, grid: Grid) -> Tuple[np.ndarray, List[int]]:
-    """(component map, component numbers in lesion-id order): :func:`find_lesions` in short."""
-    cc, lesions = find_lesions(labels, grid)
-    return cc, [les.component for les in lesions]
-
-
 def lesion_masks(labels: np.ndarray, lesions: Sequence[dict]) -> Dict[int, Tuple[tuple, np.ndarray]]:
     """The one lesion identity: each analysed lesion's voxels, found from its own record.
 

@@ -107,13 +107,16 @@ class Stage:
         """Instantiate the MONAI network named in the card (weights not loaded)."""
         return build_network(self.network, self.name)
 
+    def require_weights(self) -> None:
+        if not self.weights.is_file():
+            raise ModelError(f"weights file '{self.weights}' is missing",
+                             "reinstall the extension or choose a complete model folder")
+
     def load_network(self, device="cpu"):
         """Check the sha256, load the state_dict (weights_only) and return the eval() network."""
         import torch
 
-        if not self.weights.is_file():
-            raise ModelError(f"weights file '{self.weights}' is missing",
-                             "reinstall the extension or choose a complete model folder")
+        self.require_weights()
         actual = sha256_file(self.weights)
         if actual != self.sha256:
             raise ModelError(f"weights '{self.weights.name}' do not match the model card's sha256 "

@@ -16,14 +16,12 @@ import SimpleITK as sitk
 
 from ..core import io
 from ..core.device import select_device
-from ..core.errors import ModelError
-from ..core.labels import LIVER
 from ..core.options import SegmentOptions
 from ..core.preprocess import bounding_box, canonical, crop, labels_to_grid, resample, to_model_grid
 from ..core.progress import CancelToken, ProgressFn, checker, no_progress
 from .model import ModelCard, load_card
 from .postprocess import clean_labels, exclusive_labels, largest_component, vessel_like_tumors
-from .vesselness import VesselPrior, inner_liver, set_vessels, tube_score, veto_vein_tumors
+from .vesselness import VesselPrior, prepare_prior, set_vessels
 
 log = logging.getLogger("liverlvt")
 
@@ -90,9 +88,7 @@ def check_model(options: Optional[SegmentOptions] = None) -> ModelCard:
     card = load_card(options.model_dir)
     for stage in card.stages:
         check_network_args(stage.network, stage.name)
-        if not stage.weights.is_file():
-            raise ModelError(f"weights file '{stage.weights}' is missing",
-                             "reinstall the extension or choose a complete model folder")
+        stage.require_weights()
     select_device(options.device)
     return card
 
@@ -136,14 +132,10 @@ def _vessel_prior_on_model_grid(labels: np.ndarray, grid: sitk.Image, prior: Ves
     """The card's ``postprocess.vessel_prior`` on the last stage's grid: the Frangi tube score
     (and the liver shrunk by ``inner_mm``) as images on that grid, and the labels with veins
     called tumor given back to the vessel tree (:mod:`.vesselness`)."""
-    hu = sitk.GetArrayViewFromImage(grid)
-    spacing = grid.GetSpacing()[::-1]
-    liver = labels > 0
-    score = tube_score(hu, liver, spacing)
-    labels = veto_vein_tumors(labels, score, prior)
-    parenchyma = float(np.median(hu[labels == LIVER])) if (labels == LIVER).any() else 0.0
+    labels, score, inner, parenchyma = prepare_prior(labels, sitk.GetArrayViewFromImage(grid),
+                                                     grid.GetSpacing()[::-1], prior)
     images = []
-    for array in (score, inner_liver(labels, spacing, prior.inner_mm).astype(np.float32)):
+    for array in (score, inner.astype(np.float32)):
         image = sitk.GetImageFromArray(array)
         image.CopyInformation(grid)
         images.append(image)

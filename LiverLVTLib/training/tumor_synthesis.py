@@ -137,8 +137,8 @@ def appearance(phase: Optional[str], parenchyma: float, gen: torch.Generator) ->
     return {"mean": mean, "texture": _u(gen, 4, 18), "rim": rim, "phase": phase}
 
 
-def _one_tumor(hu, target, keep, liver_ok, centre_vox, radius_mm, spacing, phase, parenchyma, cfg, gen):
-    """Paint one tumor into ``hu``/``target`` in place; returns its label mask (bool, patch)."""
+def _one_tumor(hu, keep, liver_ok, centre_vox, radius_mm, spacing, phase, parenchyma, cfg, gen):
+    """Paint one tumor into ``hu`` in place; returns its label mask (bool, patch)."""
     radii = [radius_mm * _u(gen, 0.75, 1.25) / s for s in spacing]
     half = [int(math.ceil(1.6 * r)) + 2 for r in radii]
     lo = [max(0, int(c) - h) for c, h in zip(centre_vox, half)]
@@ -218,7 +218,7 @@ def insert_tumors(hu: torch.Tensor, target: torch.Tensor, spacing: Sequence[floa
     count = 0
     for radius in draw_radii(cfg, gen):
         centre = candidates[_randint(gen, 0, len(candidates) - 1)].tolist()
-        label = _one_tumor(hu, target, keep, liver_ok, centre, radius, spacing, phase, parenchyma, cfg, gen)
+        label = _one_tumor(hu, keep, liver_ok, centre, radius, spacing, phase, parenchyma, cfg, gen)
         if label.any():
             added |= label
             count += 1
