@@ -255,3 +255,28 @@ def test_train_command_writes_a_usable_model_folder(tmp_path, capsys):
     assert (out / "checkpoints" / "fine.ckpt").is_file()
     labels = segment_ct(ph.ct, model_dir=out, device="cpu", tta=False)
     assert io.same_grid(labels, ph.ct)
+
+
+def test_hard_negatives_lie_around_the_liver_and_on_unlabelled_bright_veins():
+    import numpy as np
+
+    from LiverLVTLib.training.augment import HARD_SHELL_MM, hard_negative_voxels
+
+    labels = np.zeros((40, 40, 40), np.uint8)
+    labels[10:30, 10:30, 10:30] = 1
+    hu = np.full(labels.shape, -100.0, np.float32)
+    hu[labels == 1] = 100.0
+    hu[18:22, 18:22, 10:30] = 200.0                      # an unlabelled enhancing vein
+    spacing = (2.0, 2.0, 2.0)
+    flat = hard_negative_voxels(labels, hu, spacing, np.array([1, 0, 1]))
+    zyx = np.stack(np.unravel_index(flat, labels.shape), -1)
+    outside = labels[tuple(zyx.T)] == 0
+    assert outside.any() and (~outside).any()
+    # outside voxels within the shell of the liver box, inside voxels on the bright vein only
+    dist = np.maximum(np.maximum(10 - zyx, zyx - 29), 0).max(1) * 2.0
+    assert (dist[outside] <= HARD_SHELL_MM + 2 * np.sqrt(3)).all()
+    assert (hu[tuple(zyx[~outside].T)] == 200.0).all()
+    # vessels annotated: the bright voxels are vessel-supervised already, only the shell is drawn
+    flat_v = hard_negative_voxels(labels, hu, spacing, np.array([1, 1, 1]))
+    assert (labels.ravel()[flat_v] == 0).all()
+    assert hard_negative_voxels(labels, hu, spacing, np.array([0, 0, 1])).size == 0

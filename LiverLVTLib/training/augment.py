@@ -1,7 +1,8 @@
 """Device-side patch sampling and augmentation (GPU when available, same code on CPU).
 
 Whole cases live on the device; each training patch is drawn with one ``grid_sample`` through a
-random affine (rotation, per-axis scaling, left-right flip) around a centre that is a foreground
+random affine (rotation, per-axis scaling, left-right flip) around a centre that is a hard
+negative with probability ``hard_prob`` (see :func:`hard_negative_voxels`), else a foreground
 voxel with probability ``fg_prob`` (class-balanced over the annotated classes present: tumor,
 vessel, liver) or uniform otherwise. Then intensity: label-only maps are synthesized into HU
 (:mod:`synthesis`), every patch gets the LVT random windowing (window centre shift and width
@@ -23,6 +24,32 @@ from .tumor_synthesis import TumorSynthesisConfig, insert_tumors
 WINDOW_SHIFT_HU = 50.0
 WINDOW_SCALE = (0.8, 1.25)
 FG_CLASS_WEIGHTS = (0.3, 0.3, 0.4)  # liver, vessel, tumor
+HARD_SHELL_MM = 15.0   # hard negatives outside the liver: this close to its surface
+HARD_VEIN_HU = 40.0    # hard negatives inside the liver: this far above the parenchyma median
+
+
+def hard_negative_voxels(labels: np.ndarray, hu: Optional[np.ndarray], spacing, annotated,
+                         limit: int = 100_000, seed: int = 0) -> np.ndarray:
+    """Flat indices of voxels the tumor channel must learn to leave alone: what lies just outside
+    the liver (inferior vena cava, right kidney, gallbladder, heart above the dome: the demo's and
+    the cross-validation's false tumors) and, inside the liver, enhancing voxels well above the
+    parenchyma that no vessel label covers (unlabelled portal / hepatic veins). Empty unless the
+    case annotates the liver."""
+    from scipy import ndimage
+
+    if not annotated[0] or not (labels > 0).any():
+        return np.empty(0, np.int64)
+    liver = labels > 0
+    outside = ndimage.distance_transform_edt(~liver, sampling=spacing)
+    pools = [np.flatnonzero((outside > 0) & (outside <= HARD_SHELL_MM))]
+    if hu is not None and not annotated[1]:
+        parenchyma = labels == 1
+        if parenchyma.any():
+            median = float(np.median(hu[parenchyma]))
+            pools.append(np.flatnonzero(parenchyma & (hu > median + HARD_VEIN_HU)))
+    rng = np.random.default_rng(seed)
+    picked = [rng.choice(p, min(p.size, limit // len(pools)), replace=False) for p in pools if p.size]
+    return np.concatenate(picked).astype(np.int64) if picked else np.empty(0, np.int64)
 
 
 def random_window(window: Sequence[float], gen: torch.Generator, device="cpu",
@@ -57,11 +84,12 @@ class PatchSampler:
                  device="cpu", seed: int = 0, fg_prob: float = 0.6, synth_fraction: float = 0.3,
                  rotate_deg: float = 15.0, scale=(0.85, 1.15), p_rotate: float = 0.5,
                  p_scale: float = 0.5, p_flip: float = 0.5, noise_std: float = 0.03,
-                 tumor_synthesis: Optional[dict] = None):
+                 tumor_synthesis: Optional[dict] = None, hard_prob: float = 0.0):
         self.device = torch.device(device)
         self.patch = [int(p) for p in patch_size]
         self.window = [float(w) for w in window_hu]
         self.fg_prob, self.rotate, self.scale = fg_prob, math.radians(rotate_deg), scale
+        self.hard_prob = float(hard_prob)
         self.p_rotate, self.p_scale, self.p_flip, self.noise_std = p_rotate, p_scale, p_flip, noise_std
         self.gen = torch.Generator(device=self.device)
         self.gen.manual_seed(int(seed))
@@ -92,6 +120,9 @@ class PatchSampler:
                     idx = np.random.default_rng(c).choice(idx, 200_000, replace=False)
                 fg.append(torch.from_numpy(idx.astype(np.int64)))
             item["fg"] = fg
+            hu = None if "tissue" in case else case["image"].astype(np.float32) * HU_STEP + HU_STORE_MIN
+            item["hard"] = (torch.from_numpy(hard_negative_voxels(labels, hu, item["spacing"], case["annotated"]))
+                            if self.hard_prob > 0 else torch.empty(0, dtype=torch.int64))
         if not self.real and not self.synth:
             raise ValueError("no training cases")
         self.synth_fraction = synth_fraction if self.synth else 0.0
@@ -106,6 +137,9 @@ class PatchSampler:
 
     def _centre(self, item) -> List[float]:
         shape = item["shape"]
+        if item["hard"].numel() and self._rand(1).item() < self.hard_prob:
+            flat = int(item["hard"][self._pick(item["hard"].numel())])
+            return [float(v) for v in np.unravel_index(flat, shape)]
         if self._rand(1).item() < self.fg_prob:
             present = [c for c in range(3) if item["fg"][c].numel()]
             if present:

@@ -112,7 +112,8 @@ def _new_run(stage: dict, cases: List[dict], device, seed: int, synth_fraction: 
     sampler = PatchSampler(cases, stage["patch_size"], stage["window_hu"], device=device, seed=seed,
                            fg_prob=stage.get("fg_prob", 0.6),
                            synth_fraction=stage.get("synth_fraction", synth_fraction),
-                           tumor_synthesis=stage.get("tumor_synthesis"))
+                           tumor_synthesis=stage.get("tumor_synthesis"),
+                           hard_prob=stage.get("hard_negative_prob", 0.0))
     loss_fn = MaskedBCEDiceLoss(class_weights=stage.get("class_weights", (1.0, 1.0, 1.0))).to(device)
     return _Run(stage, device, net, opt, sampler, loss_fn)
 
