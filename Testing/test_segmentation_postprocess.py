@@ -4,7 +4,14 @@ from __future__ import annotations
 import numpy as np
 
 from LiverLVTLib.core.labels import LIVER, TUMOR, VESSEL
-from LiverLVTLib.segmentation.postprocess import clean_labels, exclusive_labels, main_organ, vessel_like_tumors
+from LiverLVTLib.segmentation.postprocess import (
+    clean_labels,
+    exclusive_labels,
+    liver_contact,
+    main_organ,
+    tumor_mimics,
+    vessel_like_tumors,
+)
 
 SPACING = (2.0, 1.0, 1.0)  # anisotropic z, y, x (mm)
 
@@ -75,3 +82,48 @@ def test_tumor_components_that_look_more_like_vessel_go_to_the_vessel_tree():
     assert vessel_like_tumors(labels, probs, margin=-1).tolist() == labels.tolist()
     # a vein whose vessel probability is only slightly higher stays tumor under a larger margin
     assert (vessel_like_tumors(labels, probs, margin=0.3) == labels).all()
+
+
+def _liver_with_candidates():
+    """A 40^3 liver block (HU 100) with an inner dark tumor, a bright inner 'vein' candidate and a
+    candidate that hangs mostly outside the liver (a gallbladder-like blob)."""
+    labels = np.zeros((60, 60, 60), np.uint8)
+    labels[10:50, 10:50, 10:50] = LIVER
+    hu = np.full(labels.shape, -50.0, np.float32)
+    hu[labels == LIVER] = 100.0
+    labels[20:26, 20:26, 20:26] = TUMOR          # inside: hypo-attenuating tumor
+    hu[20:26, 20:26, 20:26] = 60.0
+    labels[30:36, 30:36, 30:36] = TUMOR          # inside: +80 HU, an enhancing vein
+    hu[30:36, 30:36, 30:36] = 180.0
+    labels[46:56, 20:28, 20:28] = TUMOR          # 4 of 10 slices in the liver, the rest outside
+    hu[46:56, 20:28, 20:28] = 10.0
+    probs = np.zeros((3, *labels.shape), np.float32)
+    probs[0][labels > 0] = 0.9
+    probs[0][50:56] = 0.1                        # the liver channel is off outside the liver
+    probs[1][30:36, 30:36, 30:36] = 0.7
+    probs[2][labels == TUMOR] = 0.9
+    return labels, probs, hu
+
+
+def test_liver_contact_is_the_liver_share_around_a_component():
+    labels, _, _ = _liver_with_candidates()
+    inner = np.zeros(labels.shape, bool)
+    inner[20:26, 20:26, 20:26] = True
+    outer = np.zeros(labels.shape, bool)
+    outer[46:56, 20:28, 20:28] = True
+    assert liver_contact(inner, labels) == 1.0
+    assert liver_contact(outer, labels) < 0.45
+
+
+def test_tumor_mimics_take_back_extrahepatic_and_enhancing_candidates_only():
+    labels, probs, hu = _liver_with_candidates()
+    out = tumor_mimics(labels, probs, hu, min_liver_contact=0.45, max_excess_hu=65)
+    assert (out[20:26, 20:26, 20:26] == TUMOR).all()           # the real tumor stays
+    assert (out[30:36, 30:36, 30:36] == VESSEL).all()          # the vein goes to the vessel tree
+    assert not (out[46:56, 20:28, 20:28] == TUMOR).any()       # the outside blob is no tumor
+    assert (out[50:56, 20:28, 20:28] == 0).all()               # ... and background off the liver
+    assert (out[46:50, 20:28, 20:28] == LIVER).all()           # ... liver where the channel is on
+    off = tumor_mimics(labels, probs, hu)                      # rules off: nothing changes
+    assert np.array_equal(off, labels)
+    hyper = tumor_mimics(labels, probs, hu, max_excess_hu=90)  # +80 HU passes a looser rule
+    assert (hyper[30:36, 30:36, 30:36] == TUMOR).all()

@@ -20,7 +20,7 @@ from ..core.options import SegmentOptions
 from ..core.preprocess import bounding_box, canonical, crop, labels_to_grid, resample, to_model_grid
 from ..core.progress import CancelToken, ProgressFn, checker, no_progress
 from .model import ModelCard, load_card
-from .postprocess import clean_labels, exclusive_labels, largest_component, vessel_like_tumors
+from .postprocess import clean_labels, exclusive_labels, largest_component, tumor_mimics, vessel_like_tumors
 from .vesselness import VesselPrior, prepare_prior, set_vessels
 
 log = logging.getLogger("liverlvt")
@@ -114,7 +114,8 @@ def segment_ct(ct, options: Optional[SegmentOptions] = None, progress: Optional[
     threshold = float(card.inference.get("threshold", 0.5))
     labels = exclusive_labels(probs, threshold)
     if options.postprocess:
-        labels = _clean(labels, probs, card.postprocess, threshold, grid.GetSpacing()[::-1])
+        labels = _clean(labels, probs, card.postprocess, threshold, grid.GetSpacing()[::-1],
+                        sitk.GetArrayViewFromImage(grid))
     prior = VesselPrior.of(card.postprocess.get("vessel_prior")) if options.postprocess else None
     fields = None
     if prior is not None:
@@ -161,12 +162,16 @@ def _vessel_prior_on_ct_grid(out: sitk.Image, ct: sitk.Image, fields, prior: Ves
     return refined
 
 
-def _clean(labels: np.ndarray, probs: np.ndarray, pp: dict, threshold: float, spacing_zyx) -> np.ndarray:
+def _clean(labels: np.ndarray, probs: np.ndarray, pp: dict, threshold: float, spacing_zyx,
+           hu: np.ndarray) -> np.ndarray:
     """The model card's anatomical clean-up (see :mod:`.postprocess`)."""
     labels = vessel_like_tumors(labels, probs, float(pp.get("vessel_over_tumor_margin", -1)), threshold)
-    return clean_labels(labels, spacing_zyx,
-                        min_tumor_ml=float(pp.get("min_tumor_ml", 0.1)),
-                        liver_margin_mm=float(pp.get("liver_margin_mm", 5.0)),
-                        tumor_opening_radius_mm=float(pp.get("tumor_opening_radius_mm", 0.0)),
-                        keep_largest=bool(pp.get("keep_largest", True)),
-                        liver_bridge_mm=float(pp.get("liver_bridge_mm", 0.0)))
+    labels = clean_labels(labels, spacing_zyx,
+                          min_tumor_ml=float(pp.get("min_tumor_ml", 0.1)),
+                          liver_margin_mm=float(pp.get("liver_margin_mm", 5.0)),
+                          tumor_opening_radius_mm=float(pp.get("tumor_opening_radius_mm", 0.0)),
+                          keep_largest=bool(pp.get("keep_largest", True)),
+                          liver_bridge_mm=float(pp.get("liver_bridge_mm", 0.0)))
+    excess = pp.get("tumor_max_excess_hu")
+    return tumor_mimics(labels, probs, hu, float(pp.get("tumor_min_liver_contact", -1.0)),
+                        None if excess is None else float(excess), threshold)
