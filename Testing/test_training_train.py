@@ -280,3 +280,15 @@ def test_hard_negatives_lie_around_the_liver_and_on_unlabelled_bright_veins():
     flat_v = hard_negative_voxels(labels, hu, spacing, np.array([1, 1, 1]))
     assert (labels.ravel()[flat_v] == 0).all()
     assert hard_negative_voxels(labels, hu, spacing, np.array([0, 0, 1])).size == 0
+
+
+def test_compress_enhancement_pulls_bright_tissue_towards_the_liver_only():
+    import torch
+
+    from LiverLVTLib.training.augment import compress_enhancement
+
+    hu = torch.tensor([-100.0, 40.0, 100.0, 180.0, 300.0, 800.0]).repeat(50)
+    liver = (hu == 100.0)
+    out = compress_enhancement(hu, liver, 0.5)
+    expect = torch.tensor([-100.0, 40.0, 100.0, 140.0, 200.0, 650.0]).repeat(50)
+    assert torch.allclose(out, expect)

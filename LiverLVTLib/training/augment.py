@@ -29,7 +29,8 @@ HARD_VEIN_HU = 40.0    # hard negatives inside the liver: this far above the par
 
 
 def hard_negative_voxels(labels: np.ndarray, hu: Optional[np.ndarray], spacing, annotated,
-                         limit: int = 100_000, seed: int = 0) -> np.ndarray:
+                         limit: int = 100_000, seed: int = 0,
+                         shell_mm: float = HARD_SHELL_MM) -> np.ndarray:
     """Flat indices of voxels the tumor channel must learn to leave alone: what lies just outside
     the liver (inferior vena cava, right kidney, gallbladder, heart above the dome: the demo's and
     the cross-validation's false tumors) and, inside the liver, enhancing voxels well above the
@@ -41,7 +42,7 @@ def hard_negative_voxels(labels: np.ndarray, hu: Optional[np.ndarray], spacing, 
         return np.empty(0, np.int64)
     liver = labels > 0
     outside = ndimage.distance_transform_edt(~liver, sampling=spacing)
-    pools = [np.flatnonzero((outside > 0) & (outside <= HARD_SHELL_MM))]
+    pools = [np.flatnonzero((outside > 0) & (outside <= shell_mm))]
     if hu is not None and not annotated[1]:
         parenchyma = labels == 1
         if parenchyma.any():
@@ -50,6 +51,19 @@ def hard_negative_voxels(labels: np.ndarray, hu: Optional[np.ndarray], spacing, 
     rng = np.random.default_rng(seed)
     picked = [rng.choice(p, min(p.size, limit // len(pools)), replace=False) for p in pools if p.size]
     return np.concatenate(picked).astype(np.int64) if picked else np.empty(0, np.int64)
+
+
+def compress_enhancement(hu: torch.Tensor, liver: torch.Tensor, scale: float,
+                         ceiling: float = 400.0) -> torch.Tensor:
+    """Equilibrium-phase look from an earlier phase: HU above the liver parenchyma's median come
+    ``scale`` times closer to it (up to ``ceiling``; above it the shift stays constant), so
+    blood pool, spleen and veins lose most of their lead over the liver, as they do minutes after
+    the injection (the heart and spleen then read like liver and the network must tell them by
+    shape and place, the equilibrium-phase leak seen in cross-validation)."""
+    inner = liver.bool()
+    median = float(hu[inner].median()) if int(inner.sum()) > 100 else 100.0
+    lead = (hu.clamp(max=ceiling) - median).clamp(min=0)
+    return hu - (1.0 - scale) * lead
 
 
 def random_window(window: Sequence[float], gen: torch.Generator, device="cpu",
@@ -84,12 +98,15 @@ class PatchSampler:
                  device="cpu", seed: int = 0, fg_prob: float = 0.6, synth_fraction: float = 0.3,
                  rotate_deg: float = 15.0, scale=(0.85, 1.15), p_rotate: float = 0.5,
                  p_scale: float = 0.5, p_flip: float = 0.5, noise_std: float = 0.03,
-                 tumor_synthesis: Optional[dict] = None, hard_prob: float = 0.0):
+                 tumor_synthesis: Optional[dict] = None, hard_prob: float = 0.0,
+                 hard_shell_mm: float = HARD_SHELL_MM, compress_prob: float = 0.0,
+                 compress_scale=(0.4, 0.9)):
         self.device = torch.device(device)
         self.patch = [int(p) for p in patch_size]
         self.window = [float(w) for w in window_hu]
         self.fg_prob, self.rotate, self.scale = fg_prob, math.radians(rotate_deg), scale
-        self.hard_prob = float(hard_prob)
+        self.hard_prob, self.hard_shell_mm = float(hard_prob), float(hard_shell_mm)
+        self.compress_prob, self.compress_scale = float(compress_prob), compress_scale
         self.p_rotate, self.p_scale, self.p_flip, self.noise_std = p_rotate, p_scale, p_flip, noise_std
         self.gen = torch.Generator(device=self.device)
         self.gen.manual_seed(int(seed))
@@ -121,7 +138,8 @@ class PatchSampler:
                 fg.append(torch.from_numpy(idx.astype(np.int64)))
             item["fg"] = fg
             hu = None if "tissue" in case else case["image"].astype(np.float32) * HU_STEP + HU_STORE_MIN
-            item["hard"] = (torch.from_numpy(hard_negative_voxels(labels, hu, item["spacing"], case["annotated"]))
+            item["hard"] = (torch.from_numpy(hard_negative_voxels(
+                labels, hu, item["spacing"], case["annotated"], shell_mm=self.hard_shell_mm))
                             if self.hard_prob > 0 else torch.empty(0, dtype=torch.int64))
         if not self.real and not self.synth:
             raise ValueError("no training cases")
@@ -212,6 +230,10 @@ class PatchSampler:
                 hu = synthesize(tissue, self.gen)
             else:
                 hu = self._resample(item["image"], coords, "bilinear")[0] + HU_STORE_MIN
+                if self.compress_prob > 0 and self._rand(1).item() < self.compress_prob:
+                    lo, hi = self.compress_scale
+                    parenchyma = target[0] & ~target[1] & ~target[2]
+                    hu = compress_enhancement(hu, parenchyma, lo + (hi - lo) * self._rand(1).item())
             hu, target = self._maybe_insert_tumors(item, hu, target)
             x = apply_window(hu, random_window(self.window, self.gen, self.device))
             if self.noise_std > 0 and self._rand(1).item() < 0.3:

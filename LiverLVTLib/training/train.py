@@ -113,7 +113,9 @@ def _new_run(stage: dict, cases: List[dict], device, seed: int, synth_fraction: 
                            fg_prob=stage.get("fg_prob", 0.6),
                            synth_fraction=stage.get("synth_fraction", synth_fraction),
                            tumor_synthesis=stage.get("tumor_synthesis"),
-                           hard_prob=stage.get("hard_negative_prob", 0.0))
+                           hard_prob=stage.get("hard_negative_prob", 0.0),
+                           hard_shell_mm=stage.get("hard_negative_shell_mm", 15.0),
+                           compress_prob=stage.get("compress_enhancement_prob", 0.0))
     loss_fn = MaskedBCEDiceLoss(class_weights=stage.get("class_weights", (1.0, 1.0, 1.0))).to(device)
     return _Run(stage, device, net, opt, sampler, loss_fn)
 
