@@ -187,3 +187,19 @@ def test_cpu_bf16_and_channels_last_give_float32_probabilities_close_to_fp32():
                                   channels_last=channels_last)
         assert probs.dtype == np.float32 and probs.shape == fp32.shape == (3, 20, 24, 28)
         assert np.abs(probs - fp32).max() < (0.05 if precision == "bf16" else 1e-5)
+
+
+def test_tumor_slivers_on_the_ct_grid_go_back_to_parenchyma():
+    import numpy as np
+    import SimpleITK as sitk
+
+    from LiverLVTLib.segmentation.pipeline import _tumor_dust_on_ct_grid
+
+    lab = np.ones((20, 20, 20), np.uint8)
+    lab[2:8, 2:8, 2:8] = 3          # 216 voxels of 1 mm^3: 0.216 mL, kept
+    lab[15, 15, 15] = 3             # a 0.001 mL sliver
+    image = sitk.GetImageFromArray(lab)
+    out = sitk.GetArrayFromImage(_tumor_dust_on_ct_grid(image, 0.1))
+    assert (out[2:8, 2:8, 2:8] == 3).all()
+    assert out[15, 15, 15] == 1
+    assert (out == 3).sum() == 216
