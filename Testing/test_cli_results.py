@@ -231,7 +231,10 @@ def test_scene_lands_with_the_set(case, tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- signals, locks
 DRIVER = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
+    # a run started in the background by a non-interactive shell inherits SIGINT ignored (POSIX);
+    # Ctrl-C reaches an interactive run, so the test gives the driver Python's own handler
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from LiverLVTLib.outputs import report
     real = report.write_report
     def slow(*args, **kwargs):  # mid-analysis: measurements and models are staged, report next
