@@ -16,12 +16,18 @@ import SimpleITK as sitk
 
 from ..core import io
 from ..core.device import select_device
-from ..core.labels import LIVER, TUMOR
 from ..core.options import SegmentOptions
 from ..core.preprocess import bounding_box, canonical, crop, labels_to_grid, resample, to_model_grid
 from ..core.progress import CancelToken, ProgressFn, checker, no_progress
 from .model import ModelCard, load_card
-from .postprocess import clean_labels, exclusive_labels, largest_component, tumor_mimics, vessel_like_tumors
+from .postprocess import (
+    clean_labels,
+    drop_small_tumors,
+    exclusive_labels,
+    largest_component,
+    tumor_mimics,
+    vessel_like_tumors,
+)
 from .vesselness import VesselPrior, prepare_prior, set_vessels
 
 log = logging.getLogger("liverlvt")
@@ -168,16 +174,7 @@ def _tumor_dust_on_ct_grid(out: sitk.Image, min_tumor_ml: float) -> sitk.Image:
     """Tumor fragments under ``min_tumor_ml`` on the CT's own grid go back to parenchyma: the
     vessel prior decided there can cut a tumor candidate into slivers that the model-grid rule
     never saw (the demo phantom showed 0.02-0.03 mL 'tumors')."""
-    import cc3d
-
-    lab = sitk.GetArrayFromImage(out)
-    tumor = lab == TUMOR
-    if min_tumor_ml <= 0 or not tumor.any():
-        return out
-    voxel_ml = float(np.prod(out.GetSpacing())) / 1000.0
-    kept = cc3d.dust(tumor.astype(np.uint8), threshold=int(np.ceil(min_tumor_ml / voxel_ml)),
-                     connectivity=26) > 0
-    lab[tumor & ~kept] = LIVER
+    lab = drop_small_tumors(sitk.GetArrayFromImage(out), out.GetSpacing()[::-1], min_tumor_ml)
     cleaned = sitk.GetImageFromArray(lab)
     cleaned.CopyInformation(out)
     return cleaned

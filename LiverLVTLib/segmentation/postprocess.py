@@ -114,12 +114,19 @@ def clean_labels(labels: np.ndarray, spacing_zyx: Sequence[float], min_tumor_ml:
             opened = ndimage.binary_opening(tumor, structure=element)
             out[tumor & ~opened] = LIVER
             tumor = opened
+    return drop_small_tumors(out, spacing_zyx, min_tumor_ml)
+
+
+def drop_small_tumors(labels: np.ndarray, spacing_zyx: Sequence[float], min_tumor_ml: float) -> np.ndarray:
+    """Tumor islands under ``min_tumor_ml`` (26-connected) go back to parenchyma; in place on
+    ``labels``, which is returned."""
+    tumor = labels == TUMOR
     if min_tumor_ml > 0 and tumor.any():
         voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
         min_voxels = int(np.ceil(min_tumor_ml / voxel_ml))
         kept = cc3d.dust(tumor.astype(np.uint8), threshold=min_voxels, connectivity=26) > 0
-        out[tumor & ~kept] = LIVER
-    return out
+        labels[tumor & ~kept] = LIVER
+    return labels
 
 
 def liver_contact(component: np.ndarray, labels: np.ndarray, shell_voxels: int = 2) -> float:

@@ -36,13 +36,12 @@ def hard_negative_voxels(labels: np.ndarray, hu: Optional[np.ndarray], spacing, 
     the cross-validation's false tumors) and, inside the liver, enhancing voxels well above the
     parenchyma that no vessel label covers (unlabelled portal / hepatic veins). Empty unless the
     case annotates the liver."""
-    from scipy import ndimage
+    from ..segmentation.postprocess import within_mm
 
     if not annotated[0] or not (labels > 0).any():
         return np.empty(0, np.int64)
     liver = labels > 0
-    outside = ndimage.distance_transform_edt(~liver, sampling=spacing)
-    pools = [np.flatnonzero((outside > 0) & (outside <= shell_mm))]
+    pools = [np.flatnonzero(within_mm(liver, spacing, shell_mm) & ~liver)]
     if hu is not None and not annotated[1]:
         parenchyma = labels == 1
         if parenchyma.any():
@@ -137,15 +136,20 @@ class PatchSampler:
                     idx = np.random.default_rng(c).choice(idx, 200_000, replace=False)
                 fg.append(torch.from_numpy(idx.astype(np.int64)))
             item["fg"] = fg
-            hu = None if "tissue" in case else case["image"].astype(np.float32) * HU_STEP + HU_STORE_MIN
-            item["hard"] = (torch.from_numpy(hard_negative_voxels(
-                labels, hu, item["spacing"], case["annotated"], shell_mm=self.hard_shell_mm))
-                            if self.hard_prob > 0 else torch.empty(0, dtype=torch.int64))
+            item["hard"] = self._hard_negatives(case, labels, item["spacing"])
         if not self.real and not self.synth:
             raise ValueError("no training cases")
         self.synth_fraction = synth_fraction if self.synth else 0.0
         if not self.real:
             self.synth_fraction = 1.0
+
+    def _hard_negatives(self, case: dict, labels: np.ndarray, spacing) -> torch.Tensor:
+        """The case's hard-negative centres (none unless ``hard_prob`` asks for them)."""
+        if self.hard_prob <= 0:
+            return torch.empty(0, dtype=torch.int64)
+        hu = None if "tissue" in case else case["image"].astype(np.float32) * HU_STEP + HU_STORE_MIN
+        return torch.from_numpy(hard_negative_voxels(labels, hu, spacing, case["annotated"],
+                                                     shell_mm=self.hard_shell_mm))
 
     def _rand(self, *shape):
         return torch.rand(shape, generator=self.gen, device=self.device)

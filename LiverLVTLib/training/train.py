@@ -102,7 +102,7 @@ def _new_run(stage: dict, cases: List[dict], device, seed: int, synth_fraction: 
     import numpy as np
     import torch
 
-    from .augment import PatchSampler
+    from .augment import HARD_SHELL_MM, PatchSampler
     from .losses import MaskedBCEDiceLoss
 
     torch.manual_seed(seed)
@@ -114,7 +114,7 @@ def _new_run(stage: dict, cases: List[dict], device, seed: int, synth_fraction: 
                            synth_fraction=stage.get("synth_fraction", synth_fraction),
                            tumor_synthesis=stage.get("tumor_synthesis"),
                            hard_prob=stage.get("hard_negative_prob", 0.0),
-                           hard_shell_mm=stage.get("hard_negative_shell_mm", 15.0),
+                           hard_shell_mm=stage.get("hard_negative_shell_mm", HARD_SHELL_MM),
                            compress_prob=stage.get("compress_enhancement_prob", 0.0))
     loss_fn = MaskedBCEDiceLoss(class_weights=stage.get("class_weights", (1.0, 1.0, 1.0))).to(device)
     return _Run(stage, device, net, opt, sampler, loss_fn)
