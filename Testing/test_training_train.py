@@ -292,3 +292,31 @@ def test_compress_enhancement_pulls_bright_tissue_towards_the_liver_only():
     out = compress_enhancement(hu, liver, 0.5)
     expect = torch.tensor([-100.0, 40.0, 100.0, 140.0, 200.0, 650.0]).repeat(50)
     assert torch.allclose(out, expect)
+
+
+def test_thick_slices_average_along_z_only_and_keep_the_mean():
+    from LiverLVTLib.training.augment import thick_slices
+
+    hu = torch.full((24, 8, 8), 100.0)
+    hu[12] = 400.0                        # a 1-voxel bright slab (a thin vessel seen on thin slices)
+    hu[:, :, 4:] -= 150.0                 # an in-plane edge must stay sharp
+    out = thick_slices(hu, 4)
+    assert out.shape == hu.shape
+    assert torch.equal(thick_slices(hu, 1), hu)
+    # the slab spreads over neighbouring slices and loses its peak (partial-volume averaging) ...
+    assert out[:, 0, 0].max() < 200.0 and (out[:, 0, 0] > 101.0).sum() >= 4
+    # ... while every axial column keeps its mean and the in-plane edge stays where it was
+    assert torch.allclose(out.mean(0), hu.mean(0), atol=2.0)
+    assert torch.allclose(out[:, :, 3] - out[:, :, 4], torch.full((24, 8), 150.0))
+
+
+def test_sampler_draws_thick_slice_patches_on_request(phantom_case):
+    plain = PatchSampler([phantom_case], (16, 16, 16), (-200, 300), seed=3, synth_fraction=0.0,
+                         noise_std=0.0)
+    thick = PatchSampler([phantom_case], (16, 16, 16), (-200, 300), seed=3, synth_fraction=0.0,
+                         noise_std=0.0, thick_prob=1.0, thick_mm=(8.0, 8.0))
+    x0, t0, _ = plain.sample(1)           # one patch: the same draw of place and pose in both
+    x1, t1, _ = thick.sample(1)
+    assert torch.equal(t0, t1)            # the labels stay the thin-slice anatomy
+    # thick slices: neighbouring z planes differ less than in the thin-slice patch
+    assert (x1.diff(dim=2).abs().mean() < x0.diff(dim=2).abs().mean())

@@ -115,7 +115,9 @@ def _new_run(stage: dict, cases: List[dict], device, seed: int, synth_fraction: 
                            tumor_synthesis=stage.get("tumor_synthesis"),
                            hard_prob=stage.get("hard_negative_prob", 0.0),
                            hard_shell_mm=stage.get("hard_negative_shell_mm", HARD_SHELL_MM),
-                           compress_prob=stage.get("compress_enhancement_prob", 0.0))
+                           compress_prob=stage.get("compress_enhancement_prob", 0.0),
+                           thick_prob=stage.get("thick_slice_prob", 0.0),
+                           thick_mm=tuple(stage.get("thick_slice_mm", (2.5, 5.0))))
     loss_fn = MaskedBCEDiceLoss(class_weights=stage.get("class_weights", (1.0, 1.0, 1.0))).to(device)
     return _Run(stage, device, net, opt, sampler, loss_fn)
 
