@@ -152,3 +152,18 @@ def test_analysis_defaults_live_only_in_core_options():
             if hits:
                 found[str(path.relative_to(LIB))] = hits
     assert not found, found
+
+
+def test_bf16_only_where_the_cpu_has_it_natively():
+    """Emulated bf16 (an AVX2-only CPU) ran a training step 14x slower than fp32: not used there."""
+    from types import SimpleNamespace
+
+    from LiverLVTLib.core.device import cpu_has_native_bf16
+
+    def fake(avx512_bf16, amx):
+        return SimpleNamespace(cpu=SimpleNamespace(_is_avx512_bf16_supported=lambda: avx512_bf16,
+                                                   _is_amx_tile_supported=lambda: amx))
+
+    assert not cpu_has_native_bf16(fake(False, False))
+    assert cpu_has_native_bf16(fake(True, False)) and cpu_has_native_bf16(fake(False, True))
+    assert not cpu_has_native_bf16(SimpleNamespace(cpu=SimpleNamespace()))  # an older torch: no probe

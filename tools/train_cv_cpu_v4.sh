@@ -3,7 +3,8 @@
 # (compress_enhancement_prob 0.3, as v3's coarse stage) and the thick-slice look (thick_slice_prob
 # 0.3, 2.5-5 mm slabs: partial volume at the liver's tips and fissures, v3's commonest false
 # tumors). Fold A's v3 coarse stage is kept, its fine stage fine-tuned from the v3 weights
-# (configs/lvt-unet-v4.json: 2500 iterations, lr 3e-4) for FINE_MIN minutes, one thread; a rerun resumes.
+# (configs/lvt-unet-v4.json: 2500 iterations, lr 3e-4, channels-last) for FINE_MIN minutes on THREADS
+# threads (fp32 on a CPU without native bf16); a rerun resumes.
 # Ablation: liverlvt evaluate --manifest M --folds runs/v4-a --cases <fold A's held-out cases>
 # against the same with the v3 folder (Resources/Models/lvt-unet).
 set -euo pipefail

@@ -6,7 +6,8 @@ the probabilities of the flipped passes. On CUDA the network runs in mixed preci
 GPU runs out of memory the stage is retried with one window per batch, then on the CPU.
 
 CPU options (model card ``inference``): ``cpu_precision`` "bf16" runs the network under bfloat16
-autocast (fast on CPUs with AVX512-BF16/AMX), "fp32" (default) in full precision;
+autocast where the CPU has it natively (AVX512-BF16/AMX; elsewhere fp32, emulated bf16 is far
+slower), "fp32" (default) in full precision;
 ``channels_last`` puts the network and its windows in the channels-last-3d memory format.
 Probabilities are float32 either way (no float64 array at full resolution).
 """
@@ -19,6 +20,7 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from ..core.device import cpu_has_native_bf16
 from ..core.preprocess import normalize
 from ..core.progress import ProgressFn, no_progress
 
@@ -67,8 +69,8 @@ def _autocast(device, cpu_precision: str):
 
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.float16)
-    if device.type == "cpu" and cpu_precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+    if device.type == "cpu" and cpu_precision == "bf16" and cpu_has_native_bf16(torch):
+        return torch.autocast("cpu", dtype=torch.bfloat16)  # emulated bf16 is slower: fp32 there
     return _null()
 
 
