@@ -7,6 +7,8 @@
 # threads (fp32 on a CPU without native bf16); a rerun resumes.
 # Ablation: liverlvt evaluate --manifest M --folds runs/v4-a --cases <fold A's held-out cases>
 # against the same with the v3 folder (Resources/Models/lvt-unet).
+# Outcome (2026-12-02, FINE_MIN=55 THREADS=2: 1227 iterations): worse than v3 (tumor Dice on
+# ircadb-1.1 0.625 -> 0.530, false lesions 16 -> 21); not shipped (configs/lvt-unet-v3-card-notes.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=${MANIFEST:-../shared/data/manifest.json}
