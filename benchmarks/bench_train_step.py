@@ -4,7 +4,9 @@ default vs channels-last-3d memory layout.
 
     .venv/bin/python benchmarks/bench_train_step.py --cache /work/traincache --threads 1
 
-Prints seconds per batch (median of ``--repeats``) and the ratio against fp32/default layout.
+Prints seconds per batch (median of ``--repeats``) and the ratio against fp32/default layout, and
+whether the CPU has bf16 natively (where it does not, the bf16 rows show the emulation's cost and
+training runs in fp32: :func:`LiverLVTLib.core.device.cpu_has_native_bf16`).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from LiverLVTLib.core.device import cpu_has_native_bf16
 from LiverLVTLib.training.augment import PatchSampler
 from LiverLVTLib.training.dataset import load_cached
 from LiverLVTLib.training.losses import MaskedBCEDiceLoss
@@ -76,7 +79,9 @@ def main() -> None:
             opt.step()
         rows.append((label, timed(step, args.repeats)))
     base = dict(rows)["step fp32, default layout"]
-    print(f"threads={args.threads} batch={batch} patch={stage['patch_size']} cases={len(cases)}")
+    native = cpu_has_native_bf16(torch)
+    print(f"threads={args.threads} batch={batch} patch={stage['patch_size']} cases={len(cases)} "
+          f"native bf16: {'yes' if native else 'no (emulated: the trainer uses fp32 here)'}")
     for label, sec in rows:
         print(f"{label:42s} {sec:7.3f} s   ×{sec / base:5.2f} of the fp32 step")
 
