@@ -23,8 +23,11 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from LiverLVTLib.analysis.lesions import expand_slices  # noqa: E402
 from LiverLVTLib.core import io  # noqa: E402
 from LiverLVTLib.core.labels import LIVER, TUMOR  # noqa: E402
+from LiverLVTLib.core.manifest import load_manifest  # noqa: E402
+from LiverLVTLib.evaluation.evaluate import spacing_zyx  # noqa: E402
 from LiverLVTLib.evaluation.metrics import DETECTION_FRACTION, components, voxel_ml  # noqa: E402
 from LiverLVTLib.segmentation.postprocess import liver_contact  # noqa: E402
 
@@ -33,12 +36,12 @@ def component_rows(side: np.ndarray, other: np.ndarray, labels: np.ndarray, hu: 
                    parenchyma_hu: float, ml: float) -> list:
     """One row per 26-connected tumor component of ``side`` (a label map): its features, and the
     share of it covered by the other side's tumor."""
-    cc, count = components(side == TUMOR)
+    cc, _ = components(side == TUMOR)
     rows = []
     for index, box in enumerate(ndimage.find_objects(cc), start=1):
         if box is None:
             continue
-        box = tuple(slice(max(0, s.start - 3), s.stop + 3) for s in box)
+        box = expand_slices(box, cc.shape, (3, 3, 3))
         comp = cc[box] == index
         rows.append({"ml": round(float(comp.sum()) * ml, 3), "slices": int(comp.any(axis=(1, 2)).sum()),
                      "covered": round(float((other[box][comp] == TUMOR).mean()), 3),
@@ -52,7 +55,7 @@ def case_table(entry: dict, root: Path, prediction: Path) -> dict:
     ref_img = io.read_labels(root / entry["labels"])
     ref = sitk.GetArrayFromImage(ref_img)
     hu = sitk.GetArrayFromImage(io.read_ct(root / entry["ct"])).astype(np.float32)
-    ml = voxel_ml(tuple(reversed(ref_img.GetSpacing())))
+    ml = voxel_ml(spacing_zyx(ref_img))
     parenchyma = float(np.median(hu[pred == LIVER])) if (pred == LIVER).any() else 0.0
     return {"predicted": component_rows(pred, ref, pred, hu, parenchyma, ml),
             "reference": component_rows(ref, pred, pred, hu, parenchyma, ml)}
@@ -78,14 +81,14 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     metrics = json.loads(args.eval.read_text())
-    manifest = json.loads(args.manifest.read_text())
+    manifest = load_manifest(args.manifest)
     entries = {e["id"]: e for e in manifest["cases"]}
     tables = {}
     for cid, info in metrics["case_info"].items():
         entry = entries.get(cid)
         if (args.cases and cid not in args.cases) or not entry or "tumor" not in (entry.get("annotated") or []):
             continue
-        tables[cid] = case_table(entry, args.manifest.parent, Path(info["prediction"]))
+        tables[cid] = case_table(entry, Path(manifest["_root"]), Path(info["prediction"]))
     print(markdown(tables))
     if args.json:
         args.json.write_text(json.dumps(tables, indent=1))

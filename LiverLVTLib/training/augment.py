@@ -28,6 +28,7 @@ WINDOW_SCALE = (0.8, 1.25)
 FG_CLASS_WEIGHTS = (0.3, 0.3, 0.4)  # liver, vessel, tumor
 HARD_SHELL_MM = 15.0   # hard negatives outside the liver: this close to its surface
 HARD_VEIN_HU = 40.0    # hard negatives inside the liver: this far above the parenchyma median
+THICK_SLICE_MM = (2.5, 5.0)  # thick-slice look: slab thickness range (routine abdominal CT 2.5-5 mm)
 
 
 def hard_negative_voxels(labels: np.ndarray, hu: Optional[np.ndarray], spacing, annotated,
@@ -114,7 +115,7 @@ class PatchSampler:
                  p_scale: float = 0.5, p_flip: float = 0.5, noise_std: float = 0.03,
                  tumor_synthesis: Optional[dict] = None, hard_prob: float = 0.0,
                  hard_shell_mm: float = HARD_SHELL_MM, compress_prob: float = 0.0,
-                 compress_scale=(0.4, 0.9), thick_prob: float = 0.0, thick_mm=(2.5, 5.0)):
+                 compress_scale=(0.4, 0.9), thick_prob: float = 0.0, thick_mm=THICK_SLICE_MM):
         self.device = torch.device(device)
         self.patch = [int(p) for p in patch_size]
         self.window = [float(w) for w in window_hu]

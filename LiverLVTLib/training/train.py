@@ -102,7 +102,7 @@ def _new_run(stage: dict, cases: List[dict], device, seed: int, synth_fraction: 
     import numpy as np
     import torch
 
-    from .augment import HARD_SHELL_MM, PatchSampler
+    from .augment import HARD_SHELL_MM, THICK_SLICE_MM, PatchSampler
     from .losses import MaskedBCEDiceLoss
 
     torch.manual_seed(seed)
@@ -117,7 +117,7 @@ def _new_run(stage: dict, cases: List[dict], device, seed: int, synth_fraction: 
                            hard_shell_mm=stage.get("hard_negative_shell_mm", HARD_SHELL_MM),
                            compress_prob=stage.get("compress_enhancement_prob", 0.0),
                            thick_prob=stage.get("thick_slice_prob", 0.0),
-                           thick_mm=tuple(stage.get("thick_slice_mm", (2.5, 5.0))))
+                           thick_mm=tuple(stage.get("thick_slice_mm", THICK_SLICE_MM)))
     loss_fn = MaskedBCEDiceLoss(class_weights=stage.get("class_weights", (1.0, 1.0, 1.0))).to(device)
     return _Run(stage, device, net, opt, sampler, loss_fn)
 
