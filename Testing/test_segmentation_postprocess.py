@@ -10,6 +10,7 @@ from LiverLVTLib.segmentation.postprocess import (
     liver_contact,
     main_organ,
     tumor_mimics,
+    unconfident_tumors,
     vessel_like_tumors,
 )
 
@@ -127,3 +128,19 @@ def test_tumor_mimics_take_back_extrahepatic_and_enhancing_candidates_only():
     assert np.array_equal(off, labels)
     hyper = tumor_mimics(labels, probs, hu, max_excess_hu=90)  # +80 HU passes a looser rule
     assert (hyper[30:36, 30:36, 30:36] == TUMOR).all()
+
+
+def test_tumor_candidates_without_a_confident_core_go_back_to_parenchyma():
+    labels = np.full((40, 40, 40), LIVER, np.uint8)
+    probs = np.zeros((3,) + labels.shape, np.float32)
+    probs[0] = 1.0
+    confident, doubtful = sphere(labels.shape, (12, 12, 12), 8.0), sphere(labels.shape, (28, 28, 28), 8.0)
+    for mask, peak in ((confident, 0.9999), (doubtful, 0.97)):
+        labels[mask] = TUMOR
+        probs[2][mask] = 0.7                      # both exceed the outline threshold everywhere
+        probs[2][tuple(int(np.mean(ax)) for ax in np.nonzero(mask))] = peak
+    out = unconfident_tumors(labels, probs, min_peak=0.999)
+    assert (out[confident] == TUMOR).all()         # one voxel at 0.9999 carries the whole lesion
+    assert (out[doubtful] == LIVER).all()          # peak 0.97: no lesion, parenchyma again
+    assert np.array_equal(unconfident_tumors(labels, probs, min_peak=0.0), labels)   # off
+    assert np.array_equal(unconfident_tumors(labels, probs, min_peak=0.9), labels)   # both pass

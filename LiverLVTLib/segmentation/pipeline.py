@@ -26,6 +26,7 @@ from .postprocess import (
     exclusive_labels,
     largest_component,
     tumor_mimics,
+    unconfident_tumors,
     vessel_like_tumors,
 )
 from .vesselness import VesselPrior, prepare_prior, set_vessels
@@ -191,5 +192,6 @@ def _clean(labels: np.ndarray, probs: np.ndarray, pp: dict, threshold: float, sp
                           keep_largest=bool(pp.get("keep_largest", True)),
                           liver_bridge_mm=float(pp.get("liver_bridge_mm", 0.0)))
     excess = pp.get("tumor_max_excess_hu")
-    return tumor_mimics(labels, probs, hu, float(pp.get("tumor_min_liver_contact", -1.0)),
-                        None if excess is None else float(excess), threshold)
+    labels = tumor_mimics(labels, probs, hu, float(pp.get("tumor_min_liver_contact", -1.0)),
+                          None if excess is None else float(excess), threshold)
+    return unconfident_tumors(labels, probs, float(pp.get("tumor_min_peak_probability", 0.0)))
