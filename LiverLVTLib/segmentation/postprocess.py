@@ -190,8 +190,8 @@ def unconfident_tumors(labels: np.ndarray, probs: np.ndarray, min_peak: float) -
     draws a lesion's outline, ``min_peak`` decides whether it exists. A tumor component (26-
     connected) whose highest tumor probability stays below ``min_peak`` goes back to parenchyma;
     returns new labels. On fold A's unseen CT, v3's false tumors (partial-volume slivers at the
-    inferior liver tip and fissures of 5 mm scans, enhancing foci; ``tools/lesion_table.py``)
-    peak at 0.83-0.9987 and its true lesions at 0.9996 or more. ``min_peak`` 0 switches it off;
+    inferior liver tip and fissures of 5 mm scans, enhancing foci) peak at 0.83-0.9987 and its
+    true lesions at 0.9996 or more (``tools/tumor_peaks.py``). ``min_peak`` 0 switches it off;
     at or under the outline threshold it changes nothing."""
     tumor = labels == TUMOR
     if min_peak <= 0 or not tumor.any():
