@@ -196,9 +196,11 @@ def unconfident_tumors(labels: np.ndarray, probs: np.ndarray, min_peak: float) -
     tumor = labels == TUMOR
     if min_peak <= 0 or not tumor.any():
         return labels
-    comps = cc3d.connected_components(tumor.astype(np.uint8), connectivity=26)
+    comps = cc3d.connected_components(tumor.astype(np.uint8), connectivity=26)[tumor]
     index = np.arange(1, int(comps.max()) + 1)
-    peaks = np.asarray(ndimage.maximum(probs[2], comps, index), dtype=np.float64).reshape(-1)
+    peaks = np.asarray(ndimage.maximum(probs[2][tumor], comps, index), dtype=np.float64).reshape(-1)
+    doubtful = np.zeros(index.size + 1, bool)
+    doubtful[1:] = peaks < min_peak
     out = labels.copy()
-    out[np.isin(comps, index[peaks < min_peak])] = LIVER
+    out[tumor] = np.where(doubtful[comps], LIVER, TUMOR)
     return out
