@@ -102,7 +102,7 @@ def main() -> int:
         "## Held-out accuracy", "",
         f"Cases this model never saw in training: {', '.join(held_out)}"
         + (f"; with the other fold(s) ({', '.join(f for f in metrics['folds'] if f != args.run.name)}, "
-           "same recipe) every labelled shared case is scored by a model that never trained on it"
+           "trained as the notes say) every labelled shared case is scored by a model that never trained on it"
            if metrics.get("folds") else "")
         + " (`liverlvt evaluate`, only the classes each case annotates).", "", table, "", notes, ""])
     write_text(text, args.out / "MODEL_CARD.md")
