@@ -29,7 +29,7 @@ from LiverLVTLib.core import io  # noqa: E402
 from LiverLVTLib.core.device import select_device  # noqa: E402
 from LiverLVTLib.core.labels import TUMOR  # noqa: E402
 from LiverLVTLib.core.manifest import load_manifest  # noqa: E402
-from LiverLVTLib.core.preprocess import canonical, resample  # noqa: E402
+from LiverLVTLib.core.preprocess import canonical, labels_to_grid, resample  # noqa: E402
 from LiverLVTLib.core.progress import checker, no_progress  # noqa: E402
 from LiverLVTLib.evaluation.metrics import DETECTION_FRACTION, components  # noqa: E402
 from LiverLVTLib.segmentation import pipeline  # noqa: E402
@@ -52,9 +52,7 @@ def reference(entry: dict, entries: dict, root: Path, ct: sitk.Image) -> np.ndar
     source = entry if entry.get("labels") else entries.get(entry.get("pair_of"), {})
     if not source.get("labels"):
         return np.zeros(ct.GetSize()[::-1], np.uint8)
-    labels = io.read_labels(root / source["labels"])
-    placed = sitk.Resample(labels, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0, labels.GetPixelID())
-    return sitk.GetArrayFromImage(placed)
+    return sitk.GetArrayFromImage(labels_to_grid(io.read_labels(root / source["labels"]), ct))
 
 
 def case_rows(ct: sitk.Image, model: Path, rule_off: Path, ref: np.ndarray) -> list:

@@ -191,7 +191,9 @@ def unconfident_tumors(labels: np.ndarray, probs: np.ndarray, min_peak: float) -
     connected) whose highest tumor probability stays below ``min_peak`` goes back to parenchyma;
     returns new labels. On fold A's unseen CT, v3's false tumors (partial-volume slivers at the
     inferior liver tip and fissures of 5 mm scans, enhancing foci) peak at 0.83-0.9987 and its
-    true lesions at 0.9996 or more (``tools/tumor_peaks.py``). ``min_peak`` 0 switches it off;
+    true lesions at 0.9996 or more (``tools/tumor_peaks.py``); a shorter-trained fold-B model's true
+    crlm-1100 tumor peaked lower, so the value belongs to one set of weights and is measured on
+    both folds before a card sets it (the shipped card does not). ``min_peak`` 0 switches it off;
     at or under the outline threshold it changes nothing."""
     tumor = labels == TUMOR
     if min_peak <= 0 or not tumor.any():
