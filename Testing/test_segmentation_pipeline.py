@@ -203,3 +203,33 @@ def test_tumor_slivers_on_the_ct_grid_go_back_to_parenchyma():
     assert (out[2:8, 2:8, 2:8] == 3).all()
     assert out[15, 15, 15] == 1
     assert (out == 3).sum() == 216
+
+
+def test_segment_ct_is_probabilities_then_labels(tiny_model_dir):
+    from LiverLVTLib.segmentation.pipeline import labels_from_probabilities, predict_probabilities
+
+    ct = ct_like(spacing=(1.7, 2.1, 4.0), size=(70, 60, 30))
+    whole = sitk.GetArrayFromImage(segment_ct(ct, model_dir=tiny_model_dir, device="cpu"))
+    out = predict_probabilities(ct, model_dir=tiny_model_dir, device="cpu")
+    assert out.probs.shape[0] == 3 and io.same_grid(out.ct, ct)  # liver, vessel, tumor
+    halves = sitk.GetArrayFromImage(labels_from_probabilities(out))
+    assert np.array_equal(whole, halves)
+
+
+def test_rules_replace_the_cards_clean_up(tiny_model_dir):
+    """A 1 mL tumor peaking at 0.8 inside a liver: kept by the card's rules, given back to the
+    liver when the caller's rules ask for a 0.9 peak (how tools/tumor_peaks.py measures a rule)."""
+    from LiverLVTLib.segmentation.pipeline import StageOutput, labels_from_probabilities
+
+    probs = np.zeros((3, 40, 40, 40), np.float32)  # liver, vessel, tumor (sigmoid channels)
+    probs[0, 5:35, 5:35, 5:35] = 1.0
+    zz, yy, xx = np.mgrid[:40, :40, :40]
+    ball = (zz - 20) ** 2 + (yy - 20) ** 2 + (xx - 20) ** 2 <= 36  # radius 6 mm at 1 mm
+    probs[2][ball] = 0.8
+    grid = sitk.Image([40, 40, 40], sitk.sitkInt16)
+    out = StageOutput(grid, load_card(tiny_model_dir), probs, grid)
+    card_rules = sitk.GetArrayFromImage(labels_from_probabilities(out))
+    assert (card_rules == 3).sum() == ball.sum()
+    strict = dict(out.card.postprocess, tumor_min_peak_probability=0.9)
+    strict_labels = sitk.GetArrayFromImage(labels_from_probabilities(out, rules=strict))
+    assert not (strict_labels == 3).any() and (strict_labels[ball] == 1).all()

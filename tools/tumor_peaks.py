@@ -5,9 +5,10 @@ postprocess.unconfident_tumors`).
     .venv/bin/python tools/tumor_peaks.py --model Resources/Models/lvt-unet \
         --manifest ../shared/data/manifest.json --cases ircadb-1.1 radcttaceomics-1211-eqp
 
-Segments each case with the model's card but that rule switched off, and prints per candidate its
-volume, the share covered by the reference tumor (> 10 %: true) and its peak probability (the
-network's tumor channel, linearly resampled to the CT grid; ``-log10(1 - peak)`` beside it). A
+Runs the network once per case, cleans its labels with the card's rules but that one switched
+off, and prints per candidate its volume, the share covered by the reference tumor (> 10 %:
+true) and its peak probability (the network's tumor channel, linearly resampled to the CT grid;
+``-log10(1 - peak)`` beside it). A
 CT-only case with a labelled phase partner (``pair_of``) is scored against the partner's labels
 placed by physical coordinates: exact for a shared frame of reference (radcttaceomics-1211),
 approximate otherwise. Run it on cases the model never trained on.
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,26 +26,13 @@ import SimpleITK as sitk
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from LiverLVTLib.core import io  # noqa: E402
-from LiverLVTLib.core.device import select_device  # noqa: E402
 from LiverLVTLib.core.labels import TUMOR  # noqa: E402
 from LiverLVTLib.core.manifest import load_manifest  # noqa: E402
-from LiverLVTLib.core.preprocess import canonical, labels_to_grid, resample  # noqa: E402
-from LiverLVTLib.core.progress import checker, no_progress  # noqa: E402
+from LiverLVTLib.core.preprocess import labels_to_grid, resample  # noqa: E402
 from LiverLVTLib.evaluation.metrics import DETECTION_FRACTION, components  # noqa: E402
 from LiverLVTLib.segmentation import pipeline  # noqa: E402
-from LiverLVTLib.segmentation.model import load_card  # noqa: E402
 
 RULE = "tumor_min_peak_probability"
-
-
-def rule_off_copy(model: Path, into: Path) -> Path:
-    """The model folder with the hysteresis rule switched off (weights linked, card rewritten)."""
-    card = json.loads((model / "model.json").read_text())
-    card["postprocess"][RULE] = 0.0
-    for weights in model.glob("*.pt"):
-        (into / weights.name).symlink_to(weights.resolve())
-    (into / "model.json").write_text(json.dumps(card, indent=1))
-    return into
 
 
 def reference(entry: dict, entries: dict, root: Path, ct: sitk.Image) -> np.ndarray:
@@ -55,13 +42,13 @@ def reference(entry: dict, entries: dict, root: Path, ct: sitk.Image) -> np.ndar
     return sitk.GetArrayFromImage(labels_to_grid(io.read_labels(root / source["labels"]), ct))
 
 
-def case_rows(ct: sitk.Image, model: Path, rule_off: Path, ref: np.ndarray) -> list:
-    probs, grid = pipeline._stage_probabilities(load_card(model), canonical(ct), select_device("cpu"),
-                                                False, no_progress, checker(None))
-    tumor_p = sitk.GetImageFromArray(probs[2].astype(np.float32))
-    tumor_p.CopyInformation(grid)
+def case_rows(ct: sitk.Image, model: Path, ref: np.ndarray) -> list:
+    out = pipeline.predict_probabilities(ct, model_dir=model, device="cpu")
+    tumor_p = sitk.GetImageFromArray(out.probs[2].astype(np.float32))
+    tumor_p.CopyInformation(out.grid)
     tumor_p = sitk.GetArrayFromImage(resample(tumor_p, ct, sitk.sitkLinear, 0.0, sitk.sitkFloat32))
-    pred = sitk.GetArrayFromImage(pipeline.segment_ct(ct, model_dir=rule_off, device="cpu"))
+    rule_off = dict(out.card.postprocess, **{RULE: 0.0})
+    pred = sitk.GetArrayFromImage(pipeline.labels_from_probabilities(out, rules=rule_off))
     ml = float(np.prod(ct.GetSpacing())) / 1000.0
     cc, n = components(pred == TUMOR)
     rows = []
@@ -86,14 +73,12 @@ def main() -> int:
     entries = {e["id"]: e for e in load_manifest(args.manifest)["cases"]}
     table = {}
     print("| case | candidate mL | covered | verdict | peak | nines: -log10(1-peak) |\n|---|---|---|---|---|---|")
-    with tempfile.TemporaryDirectory() as tmp:
-        rule_off = rule_off_copy(args.model, Path(tmp))
-        for cid in args.cases:
-            ct = io.read_ct(root / entries[cid]["ct"])
-            table[cid] = case_rows(ct, args.model, rule_off, reference(entries[cid], entries, root, ct))
-            for r in table[cid]:
-                print(f"| {cid} | {r['ml']} | {r['covered']} | {'true' if r['true'] else 'FALSE'} | "
-                      f"{r['peak']} | {r['nines']} |", flush=True)
+    for cid in args.cases:
+        ct = io.read_ct(root / entries[cid]["ct"])
+        table[cid] = case_rows(ct, args.model, reference(entries[cid], entries, root, ct))
+        for r in table[cid]:
+            print(f"| {cid} | {r['ml']} | {r['covered']} | {'true' if r['true'] else 'FALSE'} | "
+                  f"{r['peak']} | {r['nines']} |", flush=True)
     if args.json:
         args.json.write_text(json.dumps(table, indent=1))
     return 0

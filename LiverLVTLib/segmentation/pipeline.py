@@ -9,6 +9,7 @@ Options: :class:`LiverLVTLib.core.options.SegmentOptions`. This step never analy
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -101,6 +102,59 @@ def check_model(options: Optional[SegmentOptions] = None) -> ModelCard:
     return card
 
 
+@dataclass
+class StageOutput:
+    """What the networks said, before any clean-up: the last stage's class probabilities
+    (C, z, y, x) on its grid, with the CT and the model card they came from."""
+    ct: sitk.Image
+    card: ModelCard
+    probs: np.ndarray
+    grid: sitk.Image
+
+
+def predict_probabilities(ct, options: Optional[SegmentOptions] = None,
+                          progress: Optional[ProgressFn] = None,
+                          cancel: Optional[CancelToken] = None, **changes) -> StageOutput:
+    """The network half of :func:`segment_ct`: the card's stages on the CT, no post-processing."""
+    options = SegmentOptions.of(options, **changes)
+    progress = progress or no_progress
+    ct = io.read_ct(ct)
+    card = load_card(options.model_dir)
+    dev = select_device(options.device)
+    tta = bool(card.inference.get("tta_default", False)) if options.tta is None else options.tta
+    progress("prepare", 0.0)
+    probs, grid = _stage_probabilities(card, canonical(ct), dev, tta, progress, checker(cancel))
+    return StageOutput(ct, card, probs, grid)
+
+
+def labels_from_probabilities(out: StageOutput, postprocess: bool = True,
+                              rules: Optional[dict] = None,
+                              progress: Optional[ProgressFn] = None) -> sitk.Image:
+    """The label half of :func:`segment_ct`: threshold, the card's clean-up (``rules`` replaces
+    the card's ``postprocess`` block, e.g. to measure one rule switched off) and the labels on
+    the CT's own grid."""
+    progress = progress or no_progress
+    progress("postprocess", 0.0)
+    pp = out.card.postprocess if rules is None else rules
+    threshold = float(out.card.inference.get("threshold", 0.5))
+    labels = exclusive_labels(out.probs, threshold)
+    if postprocess:
+        labels = _clean(labels, out.probs, pp, threshold, out.grid.GetSpacing()[::-1],
+                        sitk.GetArrayViewFromImage(out.grid))
+    prior = VesselPrior.of(pp.get("vessel_prior")) if postprocess else None
+    fields = None
+    if prior is not None:
+        labels, fields = _vessel_prior_on_model_grid(labels, out.grid, prior)
+    image = sitk.GetImageFromArray(labels)
+    image.CopyInformation(out.grid)
+    result = labels_to_grid(image, out.ct)
+    if fields is not None:
+        result = _vessel_prior_on_ct_grid(result, out.ct, fields, prior)
+        result = _tumor_dust_on_ct_grid(result, float(pp.get("min_tumor_ml", 0.1)))
+    progress("postprocess", 1.0)
+    return result
+
+
 def segment_ct(ct, options: Optional[SegmentOptions] = None, progress: Optional[ProgressFn] = None,
                cancel: Optional[CancelToken] = None, **changes) -> sitk.Image:
     """CT (path or sitk.Image) -> uint8 label map on the CT's grid (0 bg, 1 liver, 2 vessel,
@@ -108,34 +162,9 @@ def segment_ct(ct, options: Optional[SegmentOptions] = None, progress: Optional[
     field names, e.g. ``device="cpu"``) on top. Raises InputError/ModelError for bad input and
     Cancelled when cancelled."""
     options = SegmentOptions.of(options, **changes)
-    progress = progress or no_progress
-    check = checker(cancel)
-    ct = io.read_ct(ct)
-    card = load_card(options.model_dir)
-    dev = select_device(options.device)
-    tta = bool(card.inference.get("tta_default", False)) if options.tta is None else options.tta
-    progress("prepare", 0.0)
-    canon = canonical(ct)
-    probs, grid = _stage_probabilities(card, canon, dev, tta, progress, check)
-    check()
-    progress("postprocess", 0.0)
-    threshold = float(card.inference.get("threshold", 0.5))
-    labels = exclusive_labels(probs, threshold)
-    if options.postprocess:
-        labels = _clean(labels, probs, card.postprocess, threshold, grid.GetSpacing()[::-1],
-                        sitk.GetArrayViewFromImage(grid))
-    prior = VesselPrior.of(card.postprocess.get("vessel_prior")) if options.postprocess else None
-    fields = None
-    if prior is not None:
-        labels, fields = _vessel_prior_on_model_grid(labels, grid, prior)
-    image = sitk.GetImageFromArray(labels)
-    image.CopyInformation(grid)
-    out = labels_to_grid(image, ct)
-    if fields is not None:
-        out = _vessel_prior_on_ct_grid(out, ct, fields, prior)
-        out = _tumor_dust_on_ct_grid(out, float(card.postprocess.get("min_tumor_ml", 0.1)))
-    progress("postprocess", 1.0)
-    return out
+    out = predict_probabilities(ct, options, progress, cancel)
+    checker(cancel)()
+    return labels_from_probabilities(out, options.postprocess, progress=progress)
 
 
 def _vessel_prior_on_model_grid(labels: np.ndarray, grid: sitk.Image, prior: VesselPrior):
