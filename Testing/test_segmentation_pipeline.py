@@ -138,7 +138,7 @@ def test_gpu_out_of_memory_falls_back_to_smaller_batches_then_cpu(monkeypatch, c
         attempts.append((device.type, batch))
         if device.type == "cuda":
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return np.zeros((3,) + volume.shape, np.float32)
+        return np.zeros((3,) + volume.shape[1:], np.float32)  # volume: [channels, z, y, x]
 
     class Net:
         def to(self, device):

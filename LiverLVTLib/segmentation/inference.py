@@ -87,7 +87,7 @@ def _run(network, volume: np.ndarray, patch, overlap, batch, device, stage, flip
     if memory_format is not None:
         network = network.to(memory_format=memory_format)
     watched = _Watched(network, batches, progress, stage, check, memory_format)
-    x = torch.from_numpy(volume)[None, None].to(device)
+    x = torch.from_numpy(volume)[None].to(device)  # volume: [C, z, y, x]
     total = None
     with torch.inference_mode(), _autocast(device, cpu_precision):
         for axes in flips:
@@ -110,14 +110,18 @@ class _null:
 def predict(stage, network, grid_ct: sitk.Image, device, overlap: float = 0.5,
             sw_batch_size: int = 2, tta_flips=None, progress: Optional[ProgressFn] = None,
             check: Callable[[], None] = lambda: None, stage_label: Optional[str] = None,
-            cpu_precision: str = "fp32", channels_last: bool = False) -> np.ndarray:
+            cpu_precision: str = "fp32", channels_last: bool = False,
+            extra: Optional[np.ndarray] = None) -> np.ndarray:
     """Probabilities [3, z, y, x] (float32) for a CT on the stage grid, with the OOM fallbacks.
-    ``cpu_precision`` ("fp32"/"bf16") and ``channels_last``: see the module note."""
+    ``cpu_precision`` ("fp32"/"bf16") and ``channels_last``: see the module note. ``extra``
+    [E, z, y, x]: the stage's further input channels after the windowed CT (:mod:`.inputs`)."""
     import torch
 
     progress = progress or no_progress
     label = stage_label or f"infer-{stage.name}"
-    volume = normalize(sitk.GetArrayViewFromImage(grid_ct), stage.window_hu)
+    volume = normalize(sitk.GetArrayViewFromImage(grid_ct), stage.window_hu)[None]
+    if extra is not None:
+        volume = np.concatenate([volume, np.asarray(extra, np.float32)])
     flips = _flip_sets(tta_flips)
     attempts = [(device, sw_batch_size)]
     if device.type == "cuda":

@@ -7,7 +7,8 @@ A model folder ``Resources/Models/<name>/`` holds one or more ``*.pt`` state_dic
         {"name": "coarse", "weights": "coarse.pt", "sha256": "...",
          "network": {"class": "UNet", "args": {...}},         # a class of monai.networks.nets
          "spacing_mm": [3, 3, 3], "window_hu": [-200, 300], "patch_size": [96, 96, 96]},
-        {"name": "fine", ..., "roi": {"from": "coarse", "channel": "liver", "margin_mm": 15}}],
+        {"name": "fine", ..., "roi": {"from": "coarse", "channel": "liver", "margin_mm": 15},
+         "inputs": ["ct", "vesselness"]}],    # optional, default ["ct"] (see :mod:`.inputs`)
      "inference": {"overlap": 0.5, "sw_batch_size": 2, "threshold": 0.5, "tta_flips": [[2]],
                    "cpu_precision": "fp32", "channels_last": false},   # CPU: "bf16" autocast
      "postprocess": {"min_tumor_ml": 0.1, "liver_margin_mm": 5, "tumor_opening_radius_mm": 1.5},
@@ -26,6 +27,7 @@ from typing import Any, Dict, List, Optional
 
 from ..core.errors import ModelError
 from ..core.labels import CHANNELS
+from .inputs import check_inputs, stage_inputs_of
 
 SCHEMA = "liverlvt.model/1"
 MODELS_DIR = Path(__file__).resolve().parents[2] / "Resources" / "Models"
@@ -102,6 +104,7 @@ class Stage:
     window_hu: List[float]
     patch_size: List[int]
     roi: Optional[Dict[str, Any]] = None
+    inputs: List[str] = field(default_factory=lambda: ["ct"])  # input channels (:mod:`.inputs`)
 
     def build_network(self):
         """Instantiate the MONAI network named in the card (weights not loaded)."""
@@ -188,7 +191,8 @@ def load_card(folder=None) -> ModelCard:
         stages = [Stage(name=s["name"], weights=folder / s["weights"], sha256=s["sha256"],
                         network=s["network"], spacing_mm=[float(v) for v in s["spacing_mm"]],
                         window_hu=[float(v) for v in s["window_hu"]],
-                        patch_size=[int(v) for v in s["patch_size"]], roi=s.get("roi"))
+                        patch_size=[int(v) for v in s["patch_size"]], roi=s.get("roi"),
+                        inputs=stage_inputs_of(s))
                   for s in card["stages"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"model card '{card_path}' has an incomplete stage ({exc})",
@@ -196,6 +200,8 @@ def load_card(folder=None) -> ModelCard:
                          "window_hu and patch_size") from None
     if not stages:
         raise ModelError(f"model card '{card_path}' lists no stages", "add at least one stage")
+    for index, stage in enumerate(stages):
+        check_inputs(stage.inputs, stage.network, stage.name, has_roi=bool(stage.roi) and index > 0)
     return ModelCard(folder=folder, card=card, stages=stages)
 
 

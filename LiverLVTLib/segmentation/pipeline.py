@@ -20,6 +20,7 @@ from ..core.device import select_device
 from ..core.options import SegmentOptions
 from ..core.preprocess import bounding_box, canonical, crop, labels_to_grid, resample, to_model_grid
 from ..core.progress import CancelToken, ProgressFn, checker, no_progress
+from .inputs import stage_inputs
 from .model import ModelCard, load_card
 from .postprocess import (
     clean_labels,
@@ -59,6 +60,22 @@ def _roi_box(previous: np.ndarray, previous_grid: sitk.Image, canon: sitk.Image,
     return lo_xyz[::-1], hi_xyz[::-1]
 
 
+def _extra_inputs(stage, grid: sitk.Image, previous, liver_channel: int) -> Optional[np.ndarray]:
+    """The stage's input channels after the CT (None for a CT-only stage): the vesselness
+    channel inside the previous stage's liver, brought onto this stage's grid (:mod:`.inputs`)."""
+    if len(stage.inputs) < 2:
+        return None
+    if previous is None:  # the card check requires an roi stage before; a safe fallback
+        liver = np.zeros(sitk.GetArrayViewFromImage(grid).shape, bool)
+    else:
+        image = sitk.GetImageFromArray(np.ascontiguousarray(previous[0][liver_channel], np.float32))
+        image.CopyInformation(previous[1])
+        liver = sitk.GetArrayFromImage(resample(image, grid, sitk.sitkLinear, 0.0, sitk.sitkFloat32)) >= 0.5
+    channels = stage_inputs(sitk.GetArrayViewFromImage(grid), stage.inputs, stage.window_hu, liver,
+                            grid.GetSpacing()[::-1])
+    return channels[1:]
+
+
 def _stage_probabilities(card: ModelCard, canon: sitk.Image, device, tta: bool,
                          progress: ProgressFn, check):
     from .inference import predict
@@ -78,11 +95,12 @@ def _stage_probabilities(card: ModelCard, canon: sitk.Image, device, tta: bool,
         progress(f"resample-{stage.name}", 0.0)
         grid = to_model_grid(source, stage.spacing_mm)
         network = stage.load_network(device)
+        extra = _extra_inputs(stage, grid, previous, channel_of.get("liver", 0))
         probs = predict(stage, network, grid, device, overlap=float(cfg.get("overlap", 0.5)),
                         sw_batch_size=int(cfg.get("sw_batch_size", 2)), tta_flips=flips,
                         progress=progress, check=check,
                         cpu_precision=str(cfg.get("cpu_precision", "fp32")),
-                        channels_last=bool(cfg.get("channels_last", False)))
+                        channels_last=bool(cfg.get("channels_last", False)), extra=extra)
         previous = (probs, grid)
     return previous
 

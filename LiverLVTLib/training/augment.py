@@ -115,7 +115,8 @@ class PatchSampler:
                  p_scale: float = 0.5, p_flip: float = 0.5, noise_std: float = 0.03,
                  tumor_synthesis: Optional[dict] = None, hard_prob: float = 0.0,
                  hard_shell_mm: float = HARD_SHELL_MM, compress_prob: float = 0.0,
-                 compress_scale=(0.4, 0.9), thick_prob: float = 0.0, thick_mm=THICK_SLICE_MM):
+                 compress_scale=(0.4, 0.9), thick_prob: float = 0.0, thick_mm=THICK_SLICE_MM,
+                 extras: Sequence[str] = ()):
         self.device = torch.device(device)
         self.patch = [int(p) for p in patch_size]
         self.window = [float(w) for w in window_hu]
@@ -142,6 +143,7 @@ class PatchSampler:
                 img = case["image"].astype(np.float32) * HU_STEP
                 item["image"] = torch.from_numpy(img).to(self.device, torch.float16)[None, None]
                 self.real.append(item)
+            item["extra"] = self._extra_channels(case, extras)
             item["shape"] = labels.shape
             item["spacing"] = [float(v) for v in case.get("spacing", (1.0, 1.0, 1.0))]
             item["phase"] = case.get("phase")
@@ -159,6 +161,16 @@ class PatchSampler:
         self.synth_fraction = synth_fraction if self.synth else 0.0
         if not self.real:
             self.synth_fraction = 1.0
+
+    def _extra_channels(self, case: dict, extras: Sequence[str]) -> Optional[torch.Tensor]:
+        """[1, E, D, H, W] float16 on the device: the case's cached extra input channels."""
+        if not extras:
+            return None
+        missing = [name for name in extras if name not in case]
+        if missing:
+            raise ValueError(f"case {case['id']} lacks the input channel(s) {missing}")
+        stacked = np.stack([np.asarray(case[name], np.float32) for name in extras])
+        return torch.from_numpy(stacked).to(self.device, torch.float16)[None]
 
     def _hard_negatives(self, case: dict, labels: np.ndarray, spacing) -> torch.Tensor:
         """The case's hard-negative centres (none unless ``hard_prob`` asks for them)."""
@@ -235,34 +247,48 @@ class PatchSampler:
         self.inserted += count
         return hu, target
 
+    def _intensities(self, item, coords, use_synth: bool):
+        """(HU patch, multi-hot target, extra input channels [E, *patch] or None) after the
+        intensity augmentations. The extra channels (the vesselness input) follow the CT: scaled
+        with the equilibrium-phase look (a Hessian response is linear in the vessels' contrast),
+        thick-sliced with it; synthetic tumors keep the veins, so the channel stays true there."""
+        target = self._resample(item["target"], coords, "bilinear") > 0.5
+        extra = self._resample(item["extra"], coords, "bilinear") if item.get("extra") is not None else None
+        if use_synth:
+            from .synthesis import synthesize
+
+            tissue = self._resample(item["tissue"], coords, "nearest")[0].long()
+            hu = synthesize(tissue, self.gen)
+        else:
+            hu = self._resample(item["image"], coords, "bilinear")[0] + HU_STORE_MIN
+            if self.compress_prob > 0 and self._rand(1).item() < self.compress_prob:
+                lo, hi = self.compress_scale
+                parenchyma = target[0] & ~target[1] & ~target[2]
+                scale = lo + (hi - lo) * self._rand(1).item()
+                hu = compress_enhancement(hu, parenchyma, scale)
+                extra = None if extra is None else extra * scale
+        hu, target = self._maybe_insert_tumors(item, hu, target)
+        if self.thick_prob > 0 and self._rand(1).item() < self.thick_prob:
+            lo, hi = self.thick_mm
+            slab = int(round((lo + (hi - lo) * self._rand(1).item()) / item["spacing"][0]))
+            hu = thick_slices(hu, slab)
+            extra = None if extra is None else torch.stack([thick_slices(e, slab) for e in extra])
+        return hu, target, extra
+
     def sample(self, batch_size: int):
-        """(x [B,1,*patch] float32 in [0,1], target [B,3,*patch] float32, weight [B,3])."""
+        """(x [B, 1 + E, *patch] float32: the windowed CT in [0, 1] then the extra input channels,
+        target [B, 3, *patch] float32, weight [B, 3])."""
         xs, ts, ws = [], [], []
         for _ in range(batch_size):
             use_synth = self._rand(1).item() < self.synth_fraction
             pool = self.synth if use_synth else self.real
             item = pool[self._pick(len(pool))]
             coords = self._grid(item, self._centre(item))
-            target = self._resample(item["target"], coords, "bilinear") > 0.5
-            if use_synth:
-                tissue = self._resample(item["tissue"], coords, "nearest")[0].long()
-                from .synthesis import synthesize
-
-                hu = synthesize(tissue, self.gen)
-            else:
-                hu = self._resample(item["image"], coords, "bilinear")[0] + HU_STORE_MIN
-                if self.compress_prob > 0 and self._rand(1).item() < self.compress_prob:
-                    lo, hi = self.compress_scale
-                    parenchyma = target[0] & ~target[1] & ~target[2]
-                    hu = compress_enhancement(hu, parenchyma, lo + (hi - lo) * self._rand(1).item())
-            hu, target = self._maybe_insert_tumors(item, hu, target)
-            if self.thick_prob > 0 and self._rand(1).item() < self.thick_prob:
-                lo, hi = self.thick_mm
-                hu = thick_slices(hu, int(round((lo + (hi - lo) * self._rand(1).item()) / item["spacing"][0])))
+            hu, target, extra = self._intensities(item, coords, use_synth)
             x = apply_window(hu, random_window(self.window, self.gen, self.device))
             if self.noise_std > 0 and self._rand(1).item() < 0.3:
                 x = x + torch.randn(x.shape, generator=self.gen, device=self.device) * (self._rand(1).item() * self.noise_std)
-            xs.append(x[None])
+            xs.append(x[None] if extra is None else torch.cat([x[None], extra]))
             ts.append(target.float())
             ws.append(item["annotated"])
         return torch.stack(xs), torch.stack(ts), torch.stack(ws).to(self.device)

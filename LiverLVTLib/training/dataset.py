@@ -29,6 +29,7 @@ import numpy as np
 
 from ..core.labels import CHANNELS, LIVER, TUMOR, VESSEL
 from ..core.manifest import labelled_cases
+from ..segmentation.inputs import stage_inputs_of
 
 _logger = logging.getLogger("liverlvt")
 
@@ -162,12 +163,49 @@ def build_cache(manifest: dict, cache: Path, stages: Iterable[dict], synth: bool
                 arrays = prepare_label_only(sub, spacing, margin)
                 np.savez_compressed(target, **arrays)
                 log(f"cached {stage['name']}/synth-{sub.name} {arrays['tissue'].shape}")
+        if "vesselness" in stage_inputs_of(stage):
+            cache_vesselness(folder, log)
     return cache
 
 
+def _case_hu(case: dict) -> np.ndarray:
+    """A cached case's HU: the CT, or for a label-only map one fixed synthetic rendering (seed 0:
+    the geometry of its veins is what the vesselness channel carries; the sampler draws new
+    intensities on the fly)."""
+    if "image" in case:
+        return decode_hu(case["image"])
+    import torch
+
+    from .synthesis import synthesize
+
+    gen = torch.Generator().manual_seed(0)
+    return synthesize(torch.from_numpy(case["tissue"].astype(np.int64)), gen).numpy()
+
+
+def cache_vesselness(folder: Path, log=_logger.info) -> None:
+    """``folder/vesselness/<id>.npz`` (uint8 code of the [0, 1] channel, 1/255 steps) for every
+    cached case of the stage that lacks one: the vesselness input inside the reference liver
+    (:func:`..segmentation.inputs.vesselness_channel`)."""
+    from ..segmentation.inputs import vesselness_channel
+
+    out = Path(folder) / "vesselness"
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(Path(folder).glob("*.npz")):
+        target = out / path.name
+        if target.is_file():
+            continue
+        with np.load(path) as data:
+            case = {k: data[k] for k in data.files}
+        channel = vesselness_channel(_case_hu(case), case["labels"] > 0, case["spacing"])
+        np.savez_compressed(target, vesselness=np.round(channel * 255).astype(np.uint8))
+        log(f"cached vesselness {path.parent.name}/{path.stem}")
+
+
 def load_cached(folder: Path, include: Optional[Iterable[str]] = None,
-                exclude: Iterable[str] = (), synth: bool = True) -> List[dict]:
-    """Read the cached cases of one stage (ids in ``include`` if given, minus ``exclude``)."""
+                exclude: Iterable[str] = (), synth: bool = True, extras: Iterable[str] = ()) -> List[dict]:
+    """Read the cached cases of one stage (ids in ``include`` if given, minus ``exclude``), with
+    the cached ``extras`` input channels (e.g. ``["vesselness"]``: ``case["vesselness"]``
+    float32 in [0, 1])."""
     include = set(include) if include is not None else None
     exclude = set(exclude)
     cases = []
@@ -180,6 +218,13 @@ def load_cached(folder: Path, include: Optional[Iterable[str]] = None,
             continue
         with np.load(path) as data:
             case = {k: data[k] for k in data.files}
+        for name in extras:
+            extra = Path(folder) / name / path.name
+            if not extra.is_file():
+                raise FileNotFoundError(f"no cached '{name}' channel for {cid} ({extra}); "
+                                        "rebuild the cache with the manifest")
+            with np.load(extra) as data:
+                case[name] = data[name].astype(np.float32) / 255.0
         case["id"] = cid
         cases.append(case)
     return cases

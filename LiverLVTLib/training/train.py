@@ -102,9 +102,11 @@ def _new_run(stage: dict, cases: List[dict], device, seed: int, synth_fraction: 
     import numpy as np
     import torch
 
+    from ..segmentation.inputs import check_inputs, stage_inputs_of
     from .augment import HARD_SHELL_MM, THICK_SLICE_MM, PatchSampler
     from .losses import MaskedBCEDiceLoss
 
+    check_inputs(stage_inputs_of(stage), stage["network"], stage["name"], has_roi=bool(stage.get("roi")))
     torch.manual_seed(seed)
     np.random.seed(seed)
     net = build_network(stage["network"], stage["name"]).to(device)
@@ -117,7 +119,8 @@ def _new_run(stage: dict, cases: List[dict], device, seed: int, synth_fraction: 
                            hard_shell_mm=stage.get("hard_negative_shell_mm", HARD_SHELL_MM),
                            compress_prob=stage.get("compress_enhancement_prob", 0.0),
                            thick_prob=stage.get("thick_slice_prob", 0.0),
-                           thick_mm=tuple(stage.get("thick_slice_mm", THICK_SLICE_MM)))
+                           thick_mm=tuple(stage.get("thick_slice_mm", THICK_SLICE_MM)),
+                           extras=stage_inputs_of(stage)[1:])
     loss_fn = MaskedBCEDiceLoss(class_weights=stage.get("class_weights", (1.0, 1.0, 1.0))).to(device)
     return _Run(stage, device, net, opt, sampler, loss_fn)
 
@@ -136,8 +139,33 @@ def _restore(run: _Run, checkpoint: Optional[Path], init_weights: Optional[Path]
         run.start, run.losses, run.seconds = state["it"], state["losses"], state["seconds"]
         log(f"resumed stage '{name}' at iteration {run.start}")
     elif init_weights is not None:  # warm start: a new recipe continues from earlier weights
-        run.net.load_state_dict(torch.load(init_weights, map_location=device, weights_only=True))
-        log(f"stage '{name}' warm-started from {init_weights}")
+        state = torch.load(init_weights, map_location=device, weights_only=True)
+        state, widened = widen_input_channels(state, run.net.state_dict())
+        run.net.load_state_dict(state)
+        log(f"stage '{name}' warm-started from {init_weights}"
+            + (f" (new input channels start at zero weight in {', '.join(widened)})" if widened else ""))
+
+
+def widen_input_channels(state: dict, target: dict) -> tuple:
+    """Warm start onto a network with more input channels (a CT-only stage -> CT + vesselness):
+    every tensor that differs from the new network's only by a larger dimension 1 (the first
+    convolutions' input channels) is padded with zeros, so the widened network starts out
+    computing exactly what the old one did and learns what the new channels add. Returns (state,
+    names of the widened tensors)."""
+    import torch
+
+    out, widened = dict(state), []
+    for key, value in state.items():
+        want = target.get(key)
+        if (want is None or value.dim() < 2 or value.shape == want.shape or value.dim() != want.dim()
+                or value.shape[0] != want.shape[0] or value.shape[2:] != want.shape[2:]
+                or value.shape[1] > want.shape[1]):
+            continue
+        pad = torch.zeros((value.shape[0], want.shape[1] - value.shape[1], *value.shape[2:]),
+                          dtype=value.dtype, device=value.device)
+        out[key] = torch.cat([value, pad], dim=1)
+        widened.append(key)
+    return out, widened
 
 
 def _step_function(run: _Run):
@@ -288,7 +316,10 @@ def _train_one(options: TrainOptions, config: dict, stage: dict, seed: int, cont
     from .dataset import load_cached
 
     out, device, entries = Path(options.out), context["device"], context["entries"]
-    cases = load_cached(context["cache"] / stage["name"], exclude=options.exclude, synth=context["synth"])
+    from ..segmentation.inputs import stage_inputs_of
+
+    cases = load_cached(context["cache"] / stage["name"], exclude=options.exclude, synth=context["synth"],
+                        extras=stage_inputs_of(stage)[1:])
     for case in cases:  # contrast phase drives the synthetic tumors' appearance
         case["phase"] = entries.get(case["id"], {}).get("phase")
     real_ids = [c["id"] for c in cases if not c["id"].startswith("synth-")]
@@ -334,6 +365,8 @@ def _write_model_card(options: TrainOptions, config: dict, results: Dict, contex
         entry["weights"] = f"{stage['name']}.pt"
         if stage.get("roi"):
             entry["roi"] = stage["roi"]
+        if stage.get("inputs"):
+            entry["inputs"] = list(stage["inputs"])
         card_stages.append(entry)
     records = _training_records(out, stages, results)
     train_ids = sorted({i for r in records.values() for i in r.get("cases", [])})
