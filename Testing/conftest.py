@@ -84,3 +84,26 @@ def tiny_model_dir(tmp_path_factory) -> Path:
                         "inference": {"overlap": 0.25, "sw_batch_size": 2, "threshold": 0.5},
                         "postprocess": {"min_tumor_ml": 0.0}, "license": "test only"})
     return folder
+
+
+@pytest.fixture
+def phantom_manifest(tmp_path):
+    """Factory: ``make(annotated)`` writes the small phantom (seed 2) as the one case "ph" of a
+    manifest under ``tmp_path/data`` and returns (manifest path, phantom)."""
+    import json
+
+    from LiverLVTLib.core import io
+    from LiverLVTLib.synthetic.phantom import make_small_phantom
+
+    def make(annotated):
+        ph = make_small_phantom(seed=2)
+        data = tmp_path / "data"
+        (data / "cases" / "ph").mkdir(parents=True, exist_ok=True)
+        io.write_image(ph.ct, data / "cases" / "ph" / "ct.nii.gz")
+        io.write_image(ph.labels, data / "cases" / "ph" / "labels.nii.gz")
+        (data / "manifest.json").write_text(json.dumps({"cases": [
+            {"id": "ph", "ct": "cases/ph/ct.nii.gz", "labels": "cases/ph/labels.nii.gz",
+             "annotated": list(annotated), "phase": "portal-venous", "license": "synthetic"}]}))
+        return data / "manifest.json", ph
+
+    return make

@@ -121,8 +121,8 @@ def test_sampler_carries_the_channel_through_the_augmentations():
         PatchSampler([{k: v for k, v in case.items() if k != "vesselness"}], **kwargs)
 
 
-def test_a_model_with_the_vesselness_input_trains_from_a_ct_only_one_and_segments(tiny_model_dir, tmp_path,
-                                                                                 capsys):
+def test_a_model_with_the_vesselness_input_trains_from_a_ct_only_one_and_segments(
+        tiny_model_dir, tmp_path, capsys, phantom_manifest):
     """``liverlvt train`` warm-starts a CT + vesselness fine stage from the CT-only tiny model
     (the new channel widened in at zero weight), caches the channel, writes ``inputs`` into the
     card, and ``segment`` builds the channel from the coarse liver at inference."""
@@ -130,16 +130,8 @@ def test_a_model_with_the_vesselness_input_trains_from_a_ct_only_one_and_segment
     from LiverLVTLib.core import io
     from LiverLVTLib.segmentation.model import load_card
     from LiverLVTLib.segmentation.pipeline import segment_ct
-    from LiverLVTLib.synthetic.phantom import make_small_phantom
 
-    ph = make_small_phantom(seed=2)
-    data = tmp_path / "data"
-    (data / "cases" / "ph").mkdir(parents=True)
-    io.write_image(ph.ct, data / "cases" / "ph" / "ct.nii.gz")
-    io.write_image(ph.labels, data / "cases" / "ph" / "labels.nii.gz")
-    (data / "manifest.json").write_text(json.dumps({"cases": [
-        {"id": "ph", "ct": "cases/ph/ct.nii.gz", "labels": "cases/ph/labels.nii.gz",
-         "annotated": ["liver", "vessel", "tumor"], "phase": "portal-venous", "license": "synthetic"}]}))
+    manifest, ph = phantom_manifest(["liver", "vessel", "tumor"])
     tiny = json.loads((tiny_model_dir / "model.json").read_text())
     stage = {"patch_size": [16, 16, 16], "window_hu": [-200, 300], "iterations": 2, "batch_size": 1,
              "lr": 1e-3, "synth_fraction": 0.0}
@@ -152,7 +144,7 @@ def test_a_model_with_the_vesselness_input_trains_from_a_ct_only_one_and_segment
         "inference": {"overlap": 0.25, "threshold": 0.5}, "postprocess": {"min_tumor_ml": 0.0}}
     (tmp_path / "config.json").write_text(json.dumps(config))
     out = tmp_path / "model"
-    assert main(["train", "--manifest", str(data / "manifest.json"), "--out", str(out),
+    assert main(["train", "--manifest", str(manifest), "--out", str(out),
                  "--config", str(tmp_path / "config.json"), "--cache", str(tmp_path / "cache"),
                  "--device", "cpu", "--quiet", "--init-from", str(tiny_model_dir)]) == 0
     printed = capsys.readouterr().out

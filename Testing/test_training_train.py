@@ -212,7 +212,7 @@ def test_training_is_reproducible_and_resumes(phantom_case, tmp_path):
                                    rtol=1e-4, atol=1e-6)
 
 
-def test_train_command_writes_a_usable_model_folder(tmp_path, capsys):
+def test_train_command_writes_a_usable_model_folder(tmp_path, capsys, phantom_manifest):
     """``liverlvt train`` end to end on a one-case manifest (2 tiny stages, 3 steps each): cache,
     checkpoints, model card with training records, and a folder ``segment`` can use."""
     import json
@@ -221,16 +221,8 @@ def test_train_command_writes_a_usable_model_folder(tmp_path, capsys):
     from LiverLVTLib.core import io
     from LiverLVTLib.segmentation.model import load_card
     from LiverLVTLib.segmentation.pipeline import segment_ct
-    from LiverLVTLib.synthetic.phantom import make_small_phantom
 
-    ph = make_small_phantom(seed=2)
-    data = tmp_path / "data"
-    (data / "cases" / "ph").mkdir(parents=True)
-    io.write_image(ph.ct, data / "cases" / "ph" / "ct.nii.gz")
-    io.write_image(ph.labels, data / "cases" / "ph" / "labels.nii.gz")
-    (data / "manifest.json").write_text(json.dumps({"cases": [
-        {"id": "ph", "ct": "cases/ph/ct.nii.gz", "labels": "cases/ph/labels.nii.gz",
-         "annotated": ["liver", "tumor"], "phase": "portal-venous", "license": "synthetic"}]}))
+    manifest, ph = phantom_manifest(["liver", "tumor"])
     small = dict(STAGE, patch_size=[16, 16, 16], iterations=3, batch_size=1)
     config = {"name": "tiny-trained", "seed": 1, "synth": False, "stages": [
         dict(small, name="coarse", spacing_mm=[6.0, 6.0, 6.0]),
@@ -239,7 +231,7 @@ def test_train_command_writes_a_usable_model_folder(tmp_path, capsys):
         "inference": {"overlap": 0.25, "threshold": 0.5}, "postprocess": {"min_tumor_ml": 0.0}}
     (tmp_path / "config.json").write_text(json.dumps(config))
     out = tmp_path / "model"
-    assert main(["train", "--manifest", str(data / "manifest.json"), "--out", str(out),
+    assert main(["train", "--manifest", str(manifest), "--out", str(out),
                  "--config", str(tmp_path / "config.json"), "--cache", str(tmp_path / "cache"),
                  "--device", "cpu", "--quiet"]) == 0
     assert "stage 'fine': 1 real + 0 synthetic cases" in capsys.readouterr().out
