@@ -15,6 +15,7 @@ Asserts nothing (targets are checked by reading the figures). The nnU-Net-class 
 extrapolated) is off by default: it adds about a minute on 2 cores; ``--baseline-windows 2``.
 
     nice .venv/bin/python benchmarks/bench_segment.py [--ct ../shared/data/cases/ircadb-1.1/ct.nii.gz]
+        [--compare-model runs/v5-a]   # a candidate model's segment --no-analysis, same rounds
 """
 from __future__ import annotations
 
@@ -34,12 +35,13 @@ sys.path.insert(0, str(REPO))
 DEFAULT_CT = REPO.parent / "shared" / "data" / "cases" / "ircadb-1.1" / "ct.nii.gz"
 
 
-def run_segment(ct: Path, device: str, tta: bool, analysis: bool = False) -> dict:
+def run_segment(ct: Path, device: str, tta: bool, analysis: bool = False, model=None) -> dict:
     """Run the real CLI in a fresh process; wall time and that process's own peak RSS."""
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "LiverLVTLib", "segment", str(ct), "--out", out,
                "--device", device, "--progress-lines", "--tta" if tta else "--no-tta"]
         cmd += [] if analysis else ["--no-analysis"]
+        cmd += ["--model", str(model)] if model else []
         start = time.perf_counter()
         child = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _, status, usage = os.wait4(child.pid, 0)
@@ -159,6 +161,11 @@ def _print(figures: dict) -> None:
     segmentation = times["read"] + times["network"] + times["post-process"]
     print(f"in-process ratio, all stages / (read + network + post-process): "
           f"{times['total'] / segmentation:.2f}x")
+    other = figures.get("compare_model")
+    if other:
+        print(f"segment --no-analysis with {other['model']}: median {other['wall_s']:6.1f} s "
+              f"{other['walls_s']}, peak RSS {other['peak_rss_gb']:.2f} GB; ratio to the shipped "
+              f"model's runs of the same rounds {other['ratio']:.2f}x")
     base = figures.get("baseline_dynunet_32_320")
     if base:
         print(f"baseline DynUNet 32->320, 128^3, 0.5: {base['extrapolated_wall_s']:.0f} s "
@@ -176,6 +183,8 @@ def main() -> int:
                         help="interleaved runs of each process (medians are printed)")
     parser.add_argument("--baseline-windows", type=int, default=0,
                         help="time the DynUNet baseline on this many windows (0: skip)")
+    parser.add_argument("--compare-model", type=Path, default=None,
+                        help="also time 'segment --no-analysis' with this model folder, interleaved")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if not args.ct.exists():
@@ -188,6 +197,9 @@ def main() -> int:
         figures["runs"].append({"segment_no_analysis": run_segment(args.ct, args.device, args.tta),
                                 "segment": run_segment(args.ct, args.device, args.tta,
                                                        analysis=True)})
+        if args.compare_model:
+            figures["runs"][-1]["compare_model"] = run_segment(args.ct, args.device, args.tta,
+                                                               model=args.compare_model)
     for key in ("segment_no_analysis", "segment"):
         runs = [run[key] for run in figures["runs"]]
         figures[key] = {"wall_s": statistics.median(r["wall_s"] for r in runs),
@@ -195,6 +207,14 @@ def main() -> int:
                         "load": statistics.mean(r["load"] for r in runs),
                         "walls_s": [round(r["wall_s"], 1) for r in runs]}
     figures["ratio"] = figures["segment"]["wall_s"] / figures["segment_no_analysis"]["wall_s"]
+    if args.compare_model:
+        runs = [run["compare_model"] for run in figures["runs"]]
+        figures["compare_model"] = {"model": str(args.compare_model),
+                                    "wall_s": statistics.median(r["wall_s"] for r in runs),
+                                    "peak_rss_gb": max(r["peak_rss_gb"] for r in runs),
+                                    "walls_s": [round(r["wall_s"], 1) for r in runs]}
+        figures["compare_model"]["ratio"] = (figures["compare_model"]["wall_s"]
+                                             / figures["segment_no_analysis"]["wall_s"])
     figures["stages"] = staged_segment(args.ct, args.device)
     if args.baseline_windows > 0:
         figures["baseline_dynunet_32_320"] = run_baseline(args.ct, args.device,
