@@ -21,11 +21,9 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import numpy as np
-from scipy import ndimage
 
 from ..core.errors import ModelError
 from ..core.preprocess import normalize
-from .vesselness import vesselness
 
 INPUTS = ("ct", "vesselness")
 SCALE_HU = 10.0          # Frangi response (HU-like, sigma^2-normalised) that maps to 1.0; the main
@@ -58,6 +56,10 @@ def check_inputs(inputs: Sequence[str], network: dict, stage_name: str, has_roi:
 
 def vesselness_channel(hu: np.ndarray, liver: np.ndarray, spacing_zyx: Sequence[float]) -> np.ndarray:
     """The ``"vesselness"`` input (float32 in [0, 1], the grid of ``hu``): see the module note."""
+    from scipy import ndimage  # loaded on first use (the card check imports this module)
+
+    from .vesselness import vesselness
+
     hu = np.asarray(hu, np.float32)
     liver = np.asarray(liver, bool)
     out = np.zeros(hu.shape, np.float32)
