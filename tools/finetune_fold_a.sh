@@ -12,7 +12,10 @@
 # ircadb-1.1 0.625 -> 0.530, false lesions 16 -> 21); not shipped (configs/lvt-unet-v3-card-notes.md).
 # Recipe v5 (the vesselness input channel, "inputs": ["ct", "vesselness"], widened onto v3's
 # weights at zero weight; 3000 iterations planned, lr 3e-4): the first run caches the channel in
-# .traindata/fine/vesselness/.
+# .traindata/fine/vesselness/. Run 2026-12-06 with FINE_MIN=54 THREADS=1 (2605 iterations): vessel
+# Dice 0.569 -> 0.589, tumor Dice on ircadb-1.1 0.625 -> 0.536; not shipped (card notes).
+# Its control (configs/lvt-unet-v5-control.json: the same fine-tune, 2605 iterations, no channel):
+#   FINE_MIN=600 THREADS=2 tools/finetune_fold_a.sh configs/lvt-unet-v5-control.json runs/v5c-a
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG=${1:?usage: $0 CONFIG OUT}
