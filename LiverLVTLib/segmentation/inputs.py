@@ -75,14 +75,23 @@ def vesselness_channel(hu: np.ndarray, liver: np.ndarray, spacing_zyx: Sequence[
     return np.clip(response / np.float32(SCALE_HU), 0.0, 1.0, out=response)
 
 
-def stage_inputs(hu: np.ndarray, inputs: Sequence[str], window_hu: Sequence[float],
-                 liver: Optional[np.ndarray] = None,
-                 spacing_zyx: Optional[Sequence[float]] = None) -> np.ndarray:
-    """[C, z, y, x] float32: the stage's input channels for a CT on the stage grid."""
-    channels = [normalize(hu, window_hu)]
+def extra_channels(hu: np.ndarray, inputs: Sequence[str], liver: Optional[np.ndarray] = None,
+                   spacing_zyx: Optional[Sequence[float]] = None) -> Optional[np.ndarray]:
+    """[E, z, y, x] float32: the stage's input channels after the CT (None for a CT-only stage),
+    for a CT on the stage grid."""
+    channels = []
     for name in inputs[1:]:
         if name == "vesselness":
             if liver is None or spacing_zyx is None:
                 raise ValueError("the vesselness input needs the liver mask and the grid spacing")
             channels.append(vesselness_channel(hu, liver, spacing_zyx))
-    return np.stack(channels)
+    return np.stack(channels) if channels else None
+
+
+def stage_inputs(hu: np.ndarray, inputs: Sequence[str], window_hu: Sequence[float],
+                 liver: Optional[np.ndarray] = None,
+                 spacing_zyx: Optional[Sequence[float]] = None) -> np.ndarray:
+    """[C, z, y, x] float32: the stage's input channels for a CT on the stage grid."""
+    extra = extra_channels(hu, inputs, liver, spacing_zyx)
+    ct = normalize(hu, window_hu)[None]
+    return ct if extra is None else np.concatenate([ct, extra])

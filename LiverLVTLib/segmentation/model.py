@@ -104,7 +104,7 @@ class Stage:
     window_hu: List[float]
     patch_size: List[int]
     roi: Optional[Dict[str, Any]] = None
-    inputs: List[str] = field(default_factory=lambda: ["ct"])  # input channels (:mod:`.inputs`)
+    inputs: List[str] = field(default_factory=lambda: stage_inputs_of({}))  # channels (:mod:`.inputs`)
 
     def build_network(self):
         """Instantiate the MONAI network named in the card (weights not loaded)."""

@@ -20,7 +20,7 @@ from ..core.device import select_device
 from ..core.options import SegmentOptions
 from ..core.preprocess import bounding_box, canonical, crop, labels_to_grid, resample, to_model_grid
 from ..core.progress import CancelToken, ProgressFn, checker, no_progress
-from .inputs import stage_inputs
+from .inputs import extra_channels
 from .model import ModelCard, load_card
 from .postprocess import (
     clean_labels,
@@ -65,15 +65,11 @@ def _extra_inputs(stage, grid: sitk.Image, previous, liver_channel: int) -> Opti
     channel inside the previous stage's liver, brought onto this stage's grid (:mod:`.inputs`)."""
     if len(stage.inputs) < 2:
         return None
-    if previous is None:  # the card check requires an roi stage before; a safe fallback
-        liver = np.zeros(sitk.GetArrayViewFromImage(grid).shape, bool)
-    else:
-        image = sitk.GetImageFromArray(np.ascontiguousarray(previous[0][liver_channel], np.float32))
-        image.CopyInformation(previous[1])
-        liver = sitk.GetArrayFromImage(resample(image, grid, sitk.sitkLinear, 0.0, sitk.sitkFloat32)) >= 0.5
-    channels = stage_inputs(sitk.GetArrayViewFromImage(grid), stage.inputs, stage.window_hu, liver,
-                            grid.GetSpacing()[::-1])
-    return channels[1:]
+    # the card check (load_card) requires an roi stage before one with extra inputs
+    image = sitk.GetImageFromArray(np.ascontiguousarray(previous[0][liver_channel], np.float32))
+    image.CopyInformation(previous[1])
+    liver = sitk.GetArrayFromImage(resample(image, grid, sitk.sitkLinear, 0.0, sitk.sitkFloat32)) >= 0.5
+    return extra_channels(sitk.GetArrayViewFromImage(grid), stage.inputs, liver, grid.GetSpacing()[::-1])
 
 
 def _stage_probabilities(card: ModelCard, canon: sitk.Image, device, tta: bool,

@@ -253,7 +253,7 @@ class PatchSampler:
         with the equilibrium-phase look (a Hessian response is linear in the vessels' contrast),
         thick-sliced with it; synthetic tumors keep the veins, so the channel stays true there."""
         target = self._resample(item["target"], coords, "bilinear") > 0.5
-        extra = self._resample(item["extra"], coords, "bilinear") if item.get("extra") is not None else None
+        extra = None if item["extra"] is None else self._resample(item["extra"], coords, "bilinear")
         if use_synth:
             from .synthesis import synthesize
 

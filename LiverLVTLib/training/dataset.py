@@ -168,6 +168,11 @@ def build_cache(manifest: dict, cache: Path, stages: Iterable[dict], synth: bool
     return cache
 
 
+def _read_npz(path: Path) -> dict:
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
 def _case_hu(case: dict) -> np.ndarray:
     """A cached case's HU: the CT, or for a label-only map one fixed synthetic rendering (seed 0:
     the geometry of its veins is what the vesselness channel carries; the sampler draws new
@@ -194,8 +199,7 @@ def cache_vesselness(folder: Path, log=_logger.info) -> None:
         target = out / path.name
         if target.is_file():
             continue
-        with np.load(path) as data:
-            case = {k: data[k] for k in data.files}
+        case = _read_npz(path)
         channel = vesselness_channel(_case_hu(case), case["labels"] > 0, case["spacing"])
         np.savez_compressed(target, vesselness=np.round(channel * 255).astype(np.uint8))
         log(f"cached vesselness {path.parent.name}/{path.stem}")
@@ -216,8 +220,7 @@ def load_cached(folder: Path, include: Optional[Iterable[str]] = None,
             continue
         if not is_synth and ((include is not None and cid not in include) or cid in exclude):
             continue
-        with np.load(path) as data:
-            case = {k: data[k] for k in data.files}
+        case = _read_npz(path)
         for name in extras:
             extra = Path(folder) / name / path.name
             if not extra.is_file():

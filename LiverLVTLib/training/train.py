@@ -313,11 +313,10 @@ def _stage_record(result: Dict, real_ids: List[str], n_cases: int, planned: int,
 def _train_one(options: TrainOptions, config: dict, stage: dict, seed: int, context: dict,
                log: LogFn, progress: Optional[StepFn]) -> Dict:
     """Train ``stage``, write ``<stage>.pt`` and its records; returns the stage's card record."""
+    from ..segmentation.inputs import stage_inputs_of
     from .dataset import load_cached
 
     out, device, entries = Path(options.out), context["device"], context["entries"]
-    from ..segmentation.inputs import stage_inputs_of
-
     cases = load_cached(context["cache"] / stage["name"], exclude=options.exclude, synth=context["synth"],
                         extras=stage_inputs_of(stage)[1:])
     for case in cases:  # contrast phase drives the synthetic tumors' appearance
