@@ -16,6 +16,9 @@
 # Dice 0.569 -> 0.589, tumor Dice on ircadb-1.1 0.625 -> 0.536; not shipped (card notes).
 # Its control (configs/lvt-unet-v5-control.json: the same fine-tune, 2605 iterations, no channel):
 #   FINE_MIN=600 THREADS=2 tools/finetune_fold_a.sh configs/lvt-unet-v5-control.json runs/v5c-a
+# Recipe v6 (the control plus "phase_partner_labels": the CT-only phases 1211-eqp and 0697-ap
+# borrow their labelled partner's labels; 2022-eqp leaves the fold with 2022-ap):
+#   FINE_MIN=600 THREADS=2 tools/finetune_fold_a.sh configs/lvt-unet-v6.json runs/v6-a
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG=${1:?usage: $0 CONFIG OUT}

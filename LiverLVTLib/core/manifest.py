@@ -57,3 +57,32 @@ def is_labelled(entry: Dict) -> bool:
 
 def labelled_cases(manifest: Dict) -> List[Dict]:
     return [c for c in manifest["cases"] if is_labelled(c)]
+
+
+def with_partners(cases: List[Dict], ids) -> set:
+    """``ids`` plus every case paired with one of them by ``pair_of`` (either direction): the
+    phases of one study stay together when a fold leaves cases out."""
+    ids = set(ids)
+    for case in cases:
+        partner = case.get("pair_of")
+        if partner and (case["id"] in ids or partner in ids):
+            ids |= {case["id"], partner}
+    return ids
+
+
+def partner_labelled_cases(manifest: Dict) -> List[Dict]:
+    """CT-only cases whose phase partner (``pair_of``, either direction) is labelled: a copy of the
+    entry that borrows the partner's ``labels`` and ``annotated`` and names it in ``labels_from``
+    and ``ct_from`` (the partner's CT, to check that the two series share one frame)."""
+    by_id = {c["id"]: c for c in manifest["cases"]}
+    out = []
+    for case in manifest["cases"]:
+        if is_labelled(case):
+            continue
+        partners = [c for c in manifest["cases"] if c.get("pair_of") == case["id"]]
+        partners += [by_id[case["pair_of"]]] if case.get("pair_of") in by_id else []
+        source = next((p for p in partners if is_labelled(p)), None)
+        if source is not None:
+            out.append({**case, "labels": source["labels"], "annotated": source["annotated"],
+                        "labels_from": source["id"], "ct_from": source["ct"]})
+    return out

@@ -13,6 +13,8 @@ Cached case (``<cache>/<stage>/<id>.npz``):
     annotated uint8[3] (liver, vessel, tumor) - 1 where the class is really annotated
     tissue   uint8 synthesis tissue classes (label-only IRCAD maps; image is then absent)
     spacing  float[3]
+    labels_from  id of the labelled phase partner whose labels a CT-only phase borrows (the
+             config's ``phase_partner_labels``; :func:`transfer_partner_labels`)
 
 Label-only IRCAD cases (``labels_only/ircadb-1.N``) have no CT: their ``multilabel`` map is
 turned into tissue classes (:data:`TISSUE_CLASSES`) from which :mod:`synthesis` draws CT-like
@@ -28,7 +30,7 @@ from typing import Dict, Iterable, List, Optional
 import numpy as np
 
 from ..core.labels import CHANNELS, LIVER, TUMOR, VESSEL
-from ..core.manifest import labelled_cases
+from ..core.manifest import labelled_cases, partner_labelled_cases
 from ..segmentation.inputs import stage_inputs_of
 
 _logger = logging.getLogger("liverlvt")
@@ -133,39 +135,77 @@ def prepare_label_only(folder: Path, spacing_mm, roi_margin_mm: Optional[float] 
 
 
 def build_cache(manifest: dict, cache: Path, stages: Iterable[dict], synth: bool = True,
-                log=_logger.info) -> Path:
-    """Write ``cache/<stage>/<id>.npz`` for every labelled case (and label-only map)."""
-    from ..core.io import read_ct, read_labels
-
+                partners: bool = False, log=_logger.info) -> Path:
+    """Write ``cache/<stage>/<id>.npz`` for every labelled case (and label-only map; with
+    ``partners``, every CT-only phase whose labelled partner shares its frame)."""
     root = Path(manifest["_root"])
     cache = Path(cache)
+    entries = labelled_cases(manifest) + (partner_labelled_cases(manifest) if partners else [])
     for stage in stages:
         folder = cache / stage["name"]
         folder.mkdir(parents=True, exist_ok=True)
         margin = stage.get("train_roi_margin_mm") if stage.get("roi") else None
-        spacing = stage["spacing_mm"]
-        for entry in labelled_cases(manifest):
+        for entry in entries:
             target = folder / f"{entry['id']}.npz"
-            if target.is_file():
-                continue
-            ct = read_ct(root / entry["ct"])
-            labels = read_labels(root / entry["labels"], ct)
-            arrays = prepare_arrays(ct, labels, spacing, margin)
-            arrays["annotated"] = annotated_vector(entry)
-            np.savez_compressed(target, **arrays)
-            log(f"cached {stage['name']}/{entry['id']} {arrays['image'].shape}")
+            if not target.is_file():
+                _cache_case(root, entry, target, stage["spacing_mm"], margin, log)
         only = root / "labels_only"
         if synth and only.is_dir():
             for sub in sorted(p for p in only.iterdir() if (p / "multilabel.nii.gz").is_file()):
                 target = folder / f"synth-{sub.name}.npz"
                 if target.is_file():
                     continue
-                arrays = prepare_label_only(sub, spacing, margin)
+                arrays = prepare_label_only(sub, stage["spacing_mm"], margin)
                 np.savez_compressed(target, **arrays)
                 log(f"cached {stage['name']}/synth-{sub.name} {arrays['tissue'].shape}")
         if "vesselness" in stage_inputs_of(stage):
             cache_vesselness(folder, log)
     return cache
+
+
+def _cache_case(root: Path, entry: dict, target: Path, spacing, margin, log) -> None:
+    from ..core.io import read_ct, read_labels
+
+    ct = read_ct(root / entry["ct"])
+    if entry.get("labels_from"):
+        labels = transfer_partner_labels(ct, read_ct(root / entry["ct_from"]), read_labels(root / entry["labels"]))
+        if labels is None:
+            log(f"not cached {target.parent.name}/{entry['id']}: its body outline does not overlap its "
+                f"partner {entry['labels_from']}'s (Dice < {PARTNER_BODY_DICE_MIN}), so the partner's "
+                "labels would need a registration")
+            return
+    else:
+        labels = read_labels(root / entry["labels"], ct)
+    arrays = prepare_arrays(ct, labels, spacing, margin)
+    arrays["annotated"] = annotated_vector(entry)
+    if entry.get("labels_from"):
+        arrays["labels_from"] = np.array(entry["labels_from"])
+    np.savez_compressed(target, **arrays)
+    log(f"cached {target.parent.name}/{entry['id']} {arrays['image'].shape}")
+
+
+# Two phases of one study (e.g. arterial and equilibrium, minutes apart on one table) share a
+# frame of reference: the labelled phase's labels, resampled by nearest neighbour in physical
+# space, label the other phase up to breathing. Checked on the body outline (HU > -300) of the
+# labelled liver's slices, which a moved patient or another table position would shift (shared
+# pairs: Dice 0.96-0.99).
+PARTNER_BODY_DICE_MIN = 0.95
+
+
+def transfer_partner_labels(ct, partner_ct, partner_labels):
+    """The partner's labels on ``ct``'s grid, or None when the two bodies do not overlap there
+    (or the partner's liver lies outside ``ct``)."""
+    import SimpleITK as sitk
+
+    labels = sitk.Resample(partner_labels, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    slab = sitk.GetArrayViewFromImage(labels).any(axis=(1, 2))
+    if not slab.any():
+        return None
+    moved = sitk.Resample(partner_ct, ct, sitk.Transform(), sitk.sitkLinear, -1024.0, sitk.sitkFloat32)
+    a = sitk.GetArrayViewFromImage(ct)[slab] > -300
+    b = sitk.GetArrayViewFromImage(moved)[slab] > -300
+    dice = 2.0 * np.count_nonzero(a & b) / max(1, np.count_nonzero(a) + np.count_nonzero(b))
+    return labels if dice >= PARTNER_BODY_DICE_MIN else None
 
 
 def _read_npz(path: Path) -> dict:
@@ -205,11 +245,11 @@ def cache_vesselness(folder: Path, log=_logger.info) -> None:
         log(f"cached vesselness {path.parent.name}/{path.stem}")
 
 
-def load_cached(folder: Path, include: Optional[Iterable[str]] = None,
-                exclude: Iterable[str] = (), synth: bool = True, extras: Iterable[str] = ()) -> List[dict]:
+def load_cached(folder: Path, include: Optional[Iterable[str]] = None, exclude: Iterable[str] = (),
+                synth: bool = True, extras: Iterable[str] = (), partners: bool = False) -> List[dict]:
     """Read the cached cases of one stage (ids in ``include`` if given, minus ``exclude``), with
     the cached ``extras`` input channels (e.g. ``["vesselness"]``: ``case["vesselness"]``
-    float32 in [0, 1])."""
+    float32 in [0, 1]); phases labelled from their partner only with ``partners``."""
     include = set(include) if include is not None else None
     exclude = set(exclude)
     cases = []
@@ -221,6 +261,8 @@ def load_cached(folder: Path, include: Optional[Iterable[str]] = None,
         if not is_synth and ((include is not None and cid not in include) or cid in exclude):
             continue
         case = _read_npz(path)
+        if "labels_from" in case and not partners:
+            continue
         for name in extras:
             extra = Path(folder) / name / path.name
             if not extra.is_file():

@@ -26,7 +26,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from ..core.device import select_device
 from ..core.errors import InputError
 from ..core.files import atomic_path
-from ..core.manifest import labelled_cases, load_manifest
+from ..core.manifest import load_manifest, with_partners
 from ..segmentation.model import build_network, write_card
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "lvt-unet.json"
@@ -276,9 +276,9 @@ def _prepare_data(options: TrainOptions, config: dict, wanted: set, synth: bool,
     entries = {}
     if Path(options.manifest).is_file():
         manifest = load_manifest(options.manifest)
-        entries = {c["id"]: c for c in labelled_cases(manifest)}
+        entries = {c["id"]: c for c in manifest["cases"]}
         build_cache(manifest, cache, [s for s in config["stages"] if s["name"] in wanted], synth=synth,
-                    log=log)
+                    partners=bool(config.get("phase_partner_labels")), log=log)
     elif not cache.is_dir():
         raise InputError(f"manifest '{options.manifest}' not found and no cache at '{cache}'",
                          "give the data manifest.json")
@@ -317,8 +317,9 @@ def _train_one(options: TrainOptions, config: dict, stage: dict, seed: int, cont
     from .dataset import load_cached
 
     out, device, entries = Path(options.out), context["device"], context["entries"]
-    cases = load_cached(context["cache"] / stage["name"], exclude=options.exclude, synth=context["synth"],
-                        extras=stage_inputs_of(stage)[1:])
+    exclude = with_partners(list(entries.values()), options.exclude)  # a study's phases leave together
+    cases = load_cached(context["cache"] / stage["name"], exclude=exclude, synth=context["synth"],
+                        extras=stage_inputs_of(stage)[1:], partners=context["partners"])
     for case in cases:  # contrast phase drives the synthetic tumors' appearance
         case["phase"] = entries.get(case["id"], {}).get("phase")
     real_ids = [c["id"] for c in cases if not c["id"].startswith("synth-")]
@@ -373,10 +374,11 @@ def _write_model_card(options: TrainOptions, config: dict, results: Dict, contex
         f"{i} ({entries[i]['license']})" if i in entries else i for i in train_ids)
     if any(i.startswith("ircadb") for i in train_ids) or context["synth"]:
         license_text = NONCOMMERCIAL + " " + license_text
+    excluded = sorted(with_partners(list(entries.values()), options.exclude))
     card = {"name": config.get("name", out.name), "stages": card_stages,
             "inference": config.get("inference", {}), "postprocess": config.get("postprocess", {}),
             "training": {"config": config, "seed": seed, "synthetic_from_label_only": context["synth"],
-                         "excluded": list(options.exclude), "hardware": _hardware(context["device"]),
+                         "excluded": excluded, "hardware": _hardware(context["device"]),
                          "stages": records},
             "license": license_text}
     write_card(out, card)
@@ -395,6 +397,7 @@ def train(options: TrainOptions, log: LogFn = _logger.info,
     wanted = set(options.stages) if options.stages else {s["name"] for s in config["stages"]}
     entries, cache = _prepare_data(options, config, wanted, synth, log)
     context = {"entries": entries, "cache": cache, "synth": synth,
+               "partners": bool(config.get("phase_partner_labels")),
                "device": select_device(options.device),
                "deadline": time.time() + 60 * options.max_minutes if options.max_minutes else None}
     results = {}

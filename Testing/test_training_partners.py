@@ -1,0 +1,94 @@
+"""Phase partners in training: a CT-only phase borrows its labelled partner's labels when both
+series share a frame of reference, and a study's phases always leave a fold together."""
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from LiverLVTLib.core import io
+from LiverLVTLib.core.manifest import load_manifest, partner_labelled_cases, with_partners
+from LiverLVTLib.training.dataset import build_cache, load_cached, transfer_partner_labels
+
+
+def _shifted(image, mm):
+    """The same voxels placed ``mm`` further along x (the patient moved on the table)."""
+    moved = sitk.Image(image)
+    origin = list(image.GetOrigin())
+    origin[0] += mm
+    moved.SetOrigin(origin)
+    return moved
+
+
+def test_with_partners_keeps_both_phases_of_a_study_together():
+    cases = [{"id": "a-ap"}, {"id": "a-eqp", "pair_of": "a-ap"}, {"id": "b"}]
+    assert with_partners(cases, ["a-ap"]) == {"a-ap", "a-eqp"}
+    assert with_partners(cases, ["a-eqp"]) == {"a-ap", "a-eqp"}
+    assert with_partners(cases, ["b"]) == {"b"}
+
+
+def test_only_ct_only_phases_with_a_labelled_partner_borrow_labels():
+    manifest = {"cases": [
+        {"id": "a-ap", "ct": "a.nii.gz", "labels": "al.nii.gz", "annotated": ["liver", "tumor"]},
+        {"id": "a-eqp", "ct": "ae.nii.gz", "pair_of": "a-ap"},
+        {"id": "b-ap", "ct": "b.nii.gz"}, {"id": "b-eqp", "ct": "be.nii.gz", "pair_of": "b-ap"}]}
+    borrowed = partner_labelled_cases(manifest)
+    assert [c["id"] for c in borrowed] == ["a-eqp"]
+    assert borrowed[0]["labels"] == "al.nii.gz" and borrowed[0]["labels_from"] == "a-ap"
+    assert borrowed[0]["annotated"] == ["liver", "tumor"] and borrowed[0]["ct_from"] == "a.nii.gz"
+
+
+def test_partner_labels_follow_physical_space_and_refuse_a_moved_body():
+    from LiverLVTLib.synthetic.phantom import make_small_phantom
+
+    ph = make_small_phantom(seed=2)
+    # the other phase: a sub-volume of the same frame, on its own grid (origin 5 voxels in)
+    other = sitk.RegionOfInterest(ph.ct, [70, 57, 50], [5, 5, 5])
+    labels = transfer_partner_labels(other, ph.ct, ph.labels)
+    expected = sitk.GetArrayFromImage(ph.labels)[5:55, 5:62, 5:75]
+    assert np.array_equal(sitk.GetArrayFromImage(labels), expected)
+    assert labels.GetOrigin() == other.GetOrigin()
+    # the same series moved 45 mm sideways: the bodies no longer overlap well enough
+    assert transfer_partner_labels(_shifted(other, 45.0), ph.ct, ph.labels) is None
+
+
+def _pair_manifest(tmp_path, partner_shift_mm=0.0):
+    from LiverLVTLib.synthetic.phantom import make_small_phantom
+
+    ph = make_small_phantom(seed=2)
+    data = tmp_path / "data"
+    data.mkdir()
+    io.write_image(ph.ct, data / "ap.nii.gz")
+    io.write_image(ph.labels, data / "ap-labels.nii.gz")
+    io.write_image(_shifted(ph.ct, partner_shift_mm), data / "eqp.nii.gz")
+    (data / "manifest.json").write_text(json.dumps({"cases": [
+        {"id": "s-ap", "ct": "ap.nii.gz", "labels": "ap-labels.nii.gz", "annotated": ["liver", "tumor"],
+         "phase": "arterial"},
+        {"id": "s-eqp", "ct": "eqp.nii.gz", "phase": "equilibrium", "pair_of": "s-ap"}]}))
+    return load_manifest(data / "manifest.json")
+
+
+STAGE = {"name": "coarse", "spacing_mm": [3.0, 3.0, 3.0]}
+
+
+def test_borrowed_phase_is_cached_and_loaded_only_on_request(tmp_path):
+    manifest = _pair_manifest(tmp_path)
+    cache = build_cache(manifest, tmp_path / "cache", [STAGE], synth=False, partners=True, log=lambda m: None)
+    assert load_cached(cache / "coarse") and [c["id"] for c in load_cached(cache / "coarse")] == ["s-ap"]
+    both = load_cached(cache / "coarse", partners=True)
+    assert [c["id"] for c in both] == ["s-ap", "s-eqp"]
+    assert str(both[1]["labels_from"]) == "s-ap"
+    assert np.array_equal(both[0]["labels"], both[1]["labels"])  # one frame, one grid here
+    assert both[1]["annotated"].tolist() == [1, 0, 1]
+    # a fold that leaves the labelled phase out leaves the borrowed one out with it
+    gone = with_partners(manifest["cases"], ["s-ap"])
+    assert load_cached(cache / "coarse", exclude=gone, partners=True) == []
+
+
+@pytest.mark.parametrize("partners", [False, True])
+def test_a_moved_partner_is_not_cached(tmp_path, partners):
+    manifest = _pair_manifest(tmp_path, partner_shift_mm=45.0)
+    said = []
+    cache = build_cache(manifest, tmp_path / "cache", [STAGE], synth=False, partners=partners, log=said.append)
+    assert not (cache / "coarse" / "s-eqp.npz").exists()
+    assert any("s-eqp" in m and "registration" in m for m in said) == partners
