@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# A fine-stage recipe tried on top of recipe v3, in one cross-validation fold: that fold's v3
+# coarse stage is kept, its fine stage is fine-tuned from the fold's v3 weights with CONFIG for
+# FINE_MIN minutes (the cosine schedule follows them) on THREADS threads; a rerun resumes from
+# OUT/checkpoints.
+#   FOLD a: v3 fold A (the shipped weights, Resources/Models/lvt-unet), fold A's cases held out
+#   FOLD b: v3 fold B (V3_B, default runs/v3-b: tools/train_cv_cpu_v3.sh b), fold B's held out
+#   tools/finetune_fold.sh a configs/lvt-unet-v5.json runs/v5-a   # recipe v5
+# Ablation: liverlvt evaluate --manifest M --folds OUT --cases <the fold's held-out cases> --no-tta,
+# against the same with the fold's v3 folder; both folds: --folds OUT_A OUT_B.
+# Recipe v4 (the equilibrium-phase look, compress_enhancement_prob 0.3, and the thick-slice look,
+# thick_slice_prob 0.3, 2.5-5 mm slabs; 2500 iterations planned, lr 3e-4, channels-last), run
+# 2026-12-02 with FINE_MIN=55 THREADS=2 (1227 fp32 iterations): worse than v3 (tumor Dice on
+# ircadb-1.1 0.625 -> 0.530, false lesions 16 -> 21); not shipped (configs/lvt-unet-v3-card-notes.md).
+# Recipe v5 (the vesselness input channel, "inputs": ["ct", "vesselness"], widened onto v3's
+# weights at zero weight; 3000 iterations planned, lr 3e-4): the first run caches the channel in
+# .traindata/fine/vesselness/. Run 2026-12-06 with FINE_MIN=54 THREADS=1 (2605 iterations): vessel
+# Dice 0.569 -> 0.589, tumor Dice on ircadb-1.1 0.625 -> 0.536; not shipped (card notes).
+# Its control (configs/lvt-unet-v5-control.json: the same fine-tune, 2605 iterations, no channel):
+#   FINE_MIN=600 THREADS=2 tools/finetune_fold.sh a configs/lvt-unet-v5-control.json runs/v5c-a
+# Recipe v6 (the control plus "phase_partner_labels": CT-only phases borrow their labelled
+# partner's labels; a held-out case's partner leaves the fold with it), both folds side by side:
+#   FINE_MIN=600 tools/finetune_fold.sh a configs/lvt-unet-v6.json runs/v6-a &
+#   FINE_MIN=600 tools/finetune_fold.sh b configs/lvt-unet-v6.json runs/v6-b
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FOLD=${1:?usage: $0 a|b CONFIG OUT}
+CONFIG=${2:?usage: $0 a|b CONFIG OUT}
+OUT=${3:?usage: $0 a|b CONFIG OUT}
+M=${MANIFEST:-../shared/data/manifest.json}
+case "$FOLD" in
+  a) HELD_OUT="ircadb-1.1 radcttaceomics-2022-ap radcttaceomics-2144-eqp"; V3=${V3_A:-Resources/Models/lvt-unet} ;;
+  b) HELD_OUT="crlm-1100 ircadb-1.7 lits-0 radcttaceomics-0697-eqp radcttaceomics-1211-ap"; V3=${V3_B:-runs/v3-b} ;;
+  *) echo "usage: $0 a|b CONFIG OUT" >&2; exit 2 ;;
+esac
+mkdir -p "$OUT"
+[ -f "$OUT/model.json" ] || cp "$V3"/*.pt "$V3"/model.json "$OUT"/
+OMP_NUM_THREADS=${THREADS:-1} nice -n 10 .venv/bin/liverlvt train --manifest "$M" --config "$CONFIG" \
+  --quiet --out "$OUT" --exclude $HELD_OUT --stages fine --init-from "$V3" --max-minutes "${FINE_MIN:-55}"
