@@ -92,3 +92,19 @@ def test_a_moved_partner_is_not_cached(tmp_path, partners):
     cache = build_cache(manifest, tmp_path / "cache", [STAGE], synth=False, partners=partners, log=said.append)
     assert not (cache / "coarse" / "s-eqp.npz").exists()
     assert any("s-eqp" in m and "registration" in m for m in said) == partners
+
+
+def test_borrowed_phase_can_be_supervised_on_the_liver_only(tmp_path):
+    from LiverLVTLib.core.errors import InputError
+    from LiverLVTLib.training.train import partner_setting
+
+    manifest = _pair_manifest(tmp_path)
+    cache = build_cache(manifest, tmp_path / "cache", [STAGE], synth=False, partners=True, log=lambda m: None)
+    real, borrowed = load_cached(cache / "coarse", partners=True, partner_classes=["liver"])
+    assert borrowed["annotated"].tolist() == [1, 0, 0]  # its tumor label gets no gradient
+    assert real["annotated"].tolist() == [1, 0, 1]  # the labelled phase keeps its classes
+    assert partner_setting({"phase_partner_labels": ["liver"]}) == (True, ["liver"])
+    assert partner_setting({"phase_partner_labels": True}) == (True, None)
+    assert partner_setting({}) == (False, None)
+    with pytest.raises(InputError, match="phase_partner_labels"):
+        partner_setting({"phase_partner_labels": ["lung"]})

@@ -22,6 +22,10 @@
 # partner's labels; a held-out case's partner leaves the fold with it), both folds side by side:
 #   FINE_MIN=600 tools/finetune_fold.sh a configs/lvt-unet-v6.json runs/v6-a &
 #   FINE_MIN=600 tools/finetune_fold.sh b configs/lvt-unet-v6.json runs/v6-b
+# Recipe v7 (v6 with the borrowed phases supervised on the liver only, "phase_partner_labels":
+# ["liver"]: v6's partners added false tumors on fold A; not yet run):
+#   FINE_MIN=600 tools/finetune_fold.sh a configs/lvt-unet-v7.json runs/v7-a &
+#   FINE_MIN=600 tools/finetune_fold.sh b configs/lvt-unet-v7.json runs/v7-b
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FOLD=${1:?usage: $0 a|b CONFIG OUT}

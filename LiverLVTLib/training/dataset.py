@@ -246,10 +246,14 @@ def cache_vesselness(folder: Path, log=_logger.info) -> None:
 
 
 def load_cached(folder: Path, include: Optional[Iterable[str]] = None, exclude: Iterable[str] = (),
-                synth: bool = True, extras: Iterable[str] = (), partners: bool = False) -> List[dict]:
+                synth: bool = True, extras: Iterable[str] = (), partners: bool = False,
+                partner_classes: Optional[Iterable[str]] = None) -> List[dict]:
     """Read the cached cases of one stage (ids in ``include`` if given, minus ``exclude``), with
     the cached ``extras`` input channels (e.g. ``["vesselness"]``: ``case["vesselness"]``
-    float32 in [0, 1]); phases labelled from their partner only with ``partners``."""
+    float32 in [0, 1]); phases labelled from their partner only with ``partners``, supervised
+    only on ``partner_classes`` when given (e.g. ``["liver"]``: a small tumor moved by breathing
+    between the phases is not taught)."""
+    keep = annotated_vector({"annotated": list(partner_classes)}) if partner_classes is not None else None
     include = set(include) if include is not None else None
     exclude = set(exclude)
     cases = []
@@ -263,6 +267,8 @@ def load_cached(folder: Path, include: Optional[Iterable[str]] = None, exclude: 
         case = _read_npz(path)
         if "labels_from" in case and not partners:
             continue
+        if "labels_from" in case and keep is not None:
+            case["annotated"] = case["annotated"] & keep
         for name in extras:
             extra = Path(folder) / name / path.name
             if not extra.is_file():

@@ -21,11 +21,12 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..core.device import select_device
 from ..core.errors import InputError
 from ..core.files import atomic_path
+from ..core.labels import CHANNELS
 from ..core.manifest import load_manifest, with_partners
 from ..segmentation.model import build_network, write_card
 
@@ -266,6 +267,18 @@ def _card_cases(folder: Path, stage: str) -> List[str]:
 
 
 
+def partner_setting(config: dict) -> Tuple[bool, Optional[List[str]]]:
+    """The config's ``phase_partner_labels``: false, true (every class the partner annotates) or
+    a list of class names the borrowed phases are supervised on -> (use them, classes or None)."""
+    value = config.get("phase_partner_labels", False)
+    if isinstance(value, bool):
+        return value, None
+    if isinstance(value, list) and value and all(name in CHANNELS for name in value):
+        return True, list(value)
+    raise InputError(f"training config: 'phase_partner_labels' is {json.dumps(value)}",
+                     f"use true, false or a list of classes such as [\"liver\"] ({', '.join(CHANNELS)})")
+
+
 # ----------------------------------------------------------------------------- a whole run
 def _prepare_data(options: TrainOptions, config: dict, wanted: set, synth: bool, log: LogFn) -> tuple:
     """(manifest entries by id, cache folder): the manifest's cases cached on the stage grids
@@ -278,7 +291,7 @@ def _prepare_data(options: TrainOptions, config: dict, wanted: set, synth: bool,
         manifest = load_manifest(options.manifest)
         entries = {c["id"]: c for c in manifest["cases"]}
         build_cache(manifest, cache, [s for s in config["stages"] if s["name"] in wanted], synth=synth,
-                    partners=bool(config.get("phase_partner_labels")), log=log)
+                    partners=partner_setting(config)[0], log=log)
     elif not cache.is_dir():
         raise InputError(f"manifest '{options.manifest}' not found and no cache at '{cache}'",
                          "give the data manifest.json")
@@ -319,7 +332,8 @@ def _train_one(options: TrainOptions, config: dict, stage: dict, seed: int, cont
     out, device, entries = Path(options.out), context["device"], context["entries"]
     exclude = with_partners(list(entries.values()), options.exclude)  # a study's phases leave together
     cases = load_cached(context["cache"] / stage["name"], exclude=exclude, synth=context["synth"],
-                        extras=stage_inputs_of(stage)[1:], partners=context["partners"])
+                        extras=stage_inputs_of(stage)[1:], partners=context["partners"][0],
+                        partner_classes=context["partners"][1])
     for case in cases:  # contrast phase drives the synthetic tumors' appearance
         case["phase"] = entries.get(case["id"], {}).get("phase")
     real_ids = [c["id"] for c in cases if not c["id"].startswith("synth-")]
@@ -397,7 +411,7 @@ def train(options: TrainOptions, log: LogFn = _logger.info,
     wanted = set(options.stages) if options.stages else {s["name"] for s in config["stages"]}
     entries, cache = _prepare_data(options, config, wanted, synth, log)
     context = {"entries": entries, "cache": cache, "synth": synth,
-               "partners": bool(config.get("phase_partner_labels")),
+               "partners": partner_setting(config),
                "device": select_device(options.device),
                "deadline": time.time() + 60 * options.max_minutes if options.max_minutes else None}
     results = {}
