@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 from .errors import InputError
 from .labels import CHANNELS
@@ -59,7 +59,7 @@ def labelled_cases(manifest: Dict) -> List[Dict]:
     return [c for c in manifest["cases"] if is_labelled(c)]
 
 
-def with_partners(cases: List[Dict], ids) -> set:
+def with_partners(cases: Sequence[Dict], ids) -> set:
     """``ids`` plus every case paired with one of them by ``pair_of`` (either direction): the
     phases of one study stay together when a fold leaves cases out."""
     ids = set(ids)
@@ -79,9 +79,8 @@ def partner_labelled_cases(manifest: Dict) -> List[Dict]:
     for case in manifest["cases"]:
         if is_labelled(case):
             continue
-        partners = [c for c in manifest["cases"] if c.get("pair_of") == case["id"]]
-        partners += [by_id[case["pair_of"]]] if case.get("pair_of") in by_id else []
-        source = next((p for p in partners if is_labelled(p)), None)
+        partners = sorted(with_partners(manifest["cases"], [case["id"]]) - {case["id"]})
+        source = next((by_id[i] for i in partners if is_labelled(by_id[i])), None)
         if source is not None:
             out.append({**case, "labels": source["labels"], "annotated": source["annotated"],
                         "labels_from": source["id"], "ct_from": source["ct"]})

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Dict, Sequence
 
 from ..core.errors import InputError
+from ..core.manifest import with_partners
 
 
 def trained_cases(card: Dict) -> set:
@@ -21,24 +22,16 @@ def trained_cases(card: Dict) -> set:
     return {cid for record in stages.values() for cid in record.get("cases", [])}
 
 
-def study_of(entry: Dict) -> set:
-    """The case and its phase partner (the ids that must all be unseen by the scoring model)."""
-    return {entry["id"]} | ({entry["pair_of"]} if entry.get("pair_of") else set())
-
-
 def assign_folds(entries: Sequence[Dict], folds: Dict[str, set]) -> Dict[str, str]:
     """case id -> name of the first fold (in the given order) that trained on none of its study.
 
-    Partners named by ``pair_of`` in either direction count as one study. A case that every fold
-    has seen is an :class:`InputError` naming it, never silently scored.
+    Partners named by ``pair_of`` in either direction count as one study
+    (:func:`..core.manifest.with_partners`). A case that every fold has seen is an
+    :class:`InputError` naming it, never silently scored.
     """
-    partners: Dict[str, set] = {e["id"]: study_of(e) for e in entries}
-    for entry in entries:
-        for other in study_of(entry):
-            partners.setdefault(other, {other}).update(study_of(entry))
     assignment, unseen_by_none = {}, []
     for entry in entries:
-        study = partners[entry["id"]]
+        study = with_partners(entries, [entry["id"]])
         fold = next((name for name, seen in folds.items() if not study & seen), None)
         if fold is None:
             unseen_by_none.append(entry["id"])

@@ -280,7 +280,8 @@ def partner_setting(config: dict) -> Tuple[bool, Optional[List[str]]]:
 
 
 # ----------------------------------------------------------------------------- a whole run
-def _prepare_data(options: TrainOptions, config: dict, wanted: set, synth: bool, log: LogFn) -> tuple:
+def _prepare_data(options: TrainOptions, config: dict, wanted: set, synth: bool, partners: bool,
+                  log: LogFn) -> tuple:
     """(manifest entries by id, cache folder): the manifest's cases cached on the stage grids
     (a missing manifest is fine when the cache is already there)."""
     from .dataset import build_cache
@@ -291,7 +292,7 @@ def _prepare_data(options: TrainOptions, config: dict, wanted: set, synth: bool,
         manifest = load_manifest(options.manifest)
         entries = {c["id"]: c for c in manifest["cases"]}
         build_cache(manifest, cache, [s for s in config["stages"] if s["name"] in wanted], synth=synth,
-                    partners=partner_setting(config)[0], log=log)
+                    partners=partners, log=log)
     elif not cache.is_dir():
         raise InputError(f"manifest '{options.manifest}' not found and no cache at '{cache}'",
                          "give the data manifest.json")
@@ -330,8 +331,7 @@ def _train_one(options: TrainOptions, config: dict, stage: dict, seed: int, cont
     from .dataset import load_cached
 
     out, device, entries = Path(options.out), context["device"], context["entries"]
-    exclude = with_partners(list(entries.values()), options.exclude)  # a study's phases leave together
-    cases = load_cached(context["cache"] / stage["name"], exclude=exclude, synth=context["synth"],
+    cases = load_cached(context["cache"] / stage["name"], exclude=context["excluded"], synth=context["synth"],
                         extras=stage_inputs_of(stage)[1:], partners=context["partners"][0],
                         partner_classes=context["partners"][1])
     for case in cases:  # contrast phase drives the synthetic tumors' appearance
@@ -388,11 +388,10 @@ def _write_model_card(options: TrainOptions, config: dict, results: Dict, contex
         f"{i} ({entries[i]['license']})" if i in entries else i for i in train_ids)
     if any(i.startswith("ircadb") for i in train_ids) or context["synth"]:
         license_text = NONCOMMERCIAL + " " + license_text
-    excluded = sorted(with_partners(list(entries.values()), options.exclude))
     card = {"name": config.get("name", out.name), "stages": card_stages,
             "inference": config.get("inference", {}), "postprocess": config.get("postprocess", {}),
             "training": {"config": config, "seed": seed, "synthetic_from_label_only": context["synth"],
-                         "excluded": excluded, "hardware": _hardware(context["device"]),
+                         "excluded": sorted(context["excluded"]), "hardware": _hardware(context["device"]),
                          "stages": records},
             "license": license_text}
     write_card(out, card)
@@ -409,9 +408,11 @@ def train(options: TrainOptions, log: LogFn = _logger.info,
     out = Path(options.out)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     wanted = set(options.stages) if options.stages else {s["name"] for s in config["stages"]}
-    entries, cache = _prepare_data(options, config, wanted, synth, log)
-    context = {"entries": entries, "cache": cache, "synth": synth,
-               "partners": partner_setting(config),
+    partners = partner_setting(config)
+    entries, cache = _prepare_data(options, config, wanted, synth, partners[0], log)
+    context = {"entries": entries, "cache": cache, "synth": synth, "partners": partners,
+               # a study's phases leave a fold together
+               "excluded": with_partners(list(entries.values()), options.exclude),
                "device": select_device(options.device),
                "deadline": time.time() + 60 * options.max_minutes if options.max_minutes else None}
     results = {}
