@@ -8,7 +8,8 @@ Reads the predictions ``liverlvt evaluate`` saved (``case_info.<id>.prediction``
 labels and the CT; writes nothing unless ``--json``. Features per component: volume (mL), share
 inside the other side (the detection rule of :mod:`LiverLVTLib.evaluation.metrics`), liver share
 of its 2-voxel shell (:func:`~LiverLVTLib.segmentation.postprocess.liver_contact`) and median HU
-minus the median of the predicted liver parenchyma (dHU), number of axial CT slices it spans.
+minus the median of the predicted liver parenchyma (dHU), number of axial CT slices it spans; per
+case the predicted vessels' median HU minus the same parenchyma median (none under 1 mL).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from LiverLVTLib.analysis.lesions import expand_slices  # noqa: E402
 from LiverLVTLib.core import io  # noqa: E402
-from LiverLVTLib.core.labels import LIVER, TUMOR  # noqa: E402
+from LiverLVTLib.core.labels import LIVER, TUMOR, VESSEL  # noqa: E402
 from LiverLVTLib.core.manifest import load_manifest  # noqa: E402
 from LiverLVTLib.evaluation.evaluate import spacing_zyx  # noqa: E402
 from LiverLVTLib.evaluation.metrics import DETECTION_FRACTION, components, voxel_ml  # noqa: E402
@@ -57,14 +58,17 @@ def case_table(entry: dict, root: Path, prediction: Path) -> dict:
     hu = sitk.GetArrayFromImage(io.read_ct(root / entry["ct"])).astype(np.float32)
     ml = voxel_ml(spacing_zyx(ref_img))
     parenchyma = float(np.median(hu[pred == LIVER])) if (pred == LIVER).any() else 0.0
+    vessel = pred == VESSEL
+    vessel_dhu = round(float(np.median(hu[vessel])) - parenchyma, 1) if vessel.sum() * ml >= 1.0 else None
     return {"predicted": component_rows(pred, ref, pred, hu, parenchyma, ml),
-            "reference": component_rows(ref, pred, pred, hu, parenchyma, ml)}
+            "reference": component_rows(ref, pred, pred, hu, parenchyma, ml), "vessel_dhu": vessel_dhu}
 
 
 def markdown(tables: dict) -> str:
     lines = ["| case | side | mL | axial slices | covered | verdict | liver contact | dHU |",
              "|---|---|---|---|---|---|---|---|"]
     for cid, table in tables.items():
+        lines.append(f"| {cid} | predicted vessels | | | | | | {table['vessel_dhu']} |")
         for side, good, bad in (("reference", "found", "MISSED"), ("predicted", "true", "FALSE")):
             for r in table[side]:
                 verdict = good if r["covered"] > DETECTION_FRACTION else bad
