@@ -7,6 +7,11 @@ weights file and write MODEL_CARD.md (with evaluate's Markdown table).
 
 ``--eval`` may be a cross-validation run (``liverlvt evaluate --folds runs/lvt-unet runs/fold-b``):
 the card then holds the shipped fold's own held-out cases and the pooled k-fold table.
+
+A release model trained on every labelled case (``tools/train_all.sh``) has no held-out case:
+``--eval`` is then the cross-validation of its recipe (folds other than ``--run``) and ``--fit``
+the release model's own evaluation (``liverlvt evaluate --model RUN``: training cases, a fit that
+shows the weights reproduce, not an accuracy estimate); the card keeps both, labelled so.
 """
 from __future__ import annotations
 
@@ -56,10 +61,37 @@ def own_metrics(metrics: dict, fold: str) -> dict:
             "phase_pairs": pairs, "evaluated_with": "liverlvt evaluate, the card's default inference settings"}
 
 
+def accuracy_lines(run: str, metrics: dict, held_out: list, fit) -> list:
+    how = " (`liverlvt evaluate`, only the classes each case annotates)."
+    if fit:
+        return ["## Accuracy: cross-validation of the recipe", "",
+                "This model trained on every labelled shared case, so none is held out from it. Its accuracy "
+                "estimate is the cross-validation of the same recipe below: every labelled case scored by a "
+                f"fold model that never trained on it or on its phase partner ({', '.join(metrics['folds'])})"
+                + how + " The model's own fit on its training cases is in model.json (`metrics.cases`)."]
+    folds = [f for f in metrics.get("folds") or {} if f != run]
+    return ["## Held-out accuracy", "",
+            f"Cases this model never saw in training: {', '.join(held_out)}"
+            + (f"; with the other fold(s) ({', '.join(folds)}, trained as the notes say) every labelled "
+               "shared case is scored by a model that never trained on it" if folds else "") + how]
+
+
+def release_metrics(metrics: dict, fit: dict) -> dict:
+    """The card's metrics of a model trained on every labelled case: its fit on them and the
+    cross-validation of its recipe (the accuracy estimate)."""
+    assert metrics.get("folds"), "--fit needs --eval to be a cross-validation of the same recipe"
+    return {"held_out_cases": [], "trained_on_every_labelled_case": True,
+            "cases": fit["cases"], "mean": fit.get("mean"), "sd": fit.get("sd"),
+            "phase_pairs": fit.get("phase_pairs", []),
+            "evaluated_with": "liverlvt evaluate on its own training cases: a fit (the weights reproduce "
+                              "it), not an accuracy estimate; see cross_validation"}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--eval", type=Path, required=True, help="held-out metrics.json")
+    parser.add_argument("--fit", type=Path, help="release model: its own metrics.json on its training cases")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--notes", type=Path, help="Markdown notes appended to the card")
     parser.add_argument("--config", default="configs/lvt-unet-v2.json", help="the training config named in the card")
@@ -74,13 +106,15 @@ def main() -> int:
     for stage in card["stages"]:
         shutil.copy2(args.run / stage["weights"], args.out / stage["weights"])
     trained = sorted(trained_cases(card))
-    card["metrics"] = own_metrics(metrics, args.run.name)
+    fit = json.loads(args.fit.read_text()) if args.fit else None
+    card["metrics"] = release_metrics(metrics, fit) if fit else own_metrics(metrics, args.run.name)
     held_out = card["metrics"]["held_out_cases"]
     assert not set(trained) & set(held_out), "a held-out case was trained on"
     if metrics.get("folds"):
         card["metrics"]["cross_validation"] = {
             k: metrics.get(k) for k in ("folds", "cases", "mean", "sd", "by_phase", "phase_pairs")}
     write_card(args.out, card)
+    excluded = card["training"].get("excluded") or []
     notes = args.notes.read_text() if args.notes else ""
     text = "\n".join([
         f"# Model card: {card['name']}", "",
@@ -94,17 +128,12 @@ def main() -> int:
         f"- Real cases (labels used only for the classes each case annotates; masked BCE + Dice): {', '.join(trained)}.",
         f"- Synthetic cases from the 16 label-only 3D-IRCADb maps: {card['training'].get('synthetic_from_label_only')}.",
         f"- Hardware: {card['training'].get('hardware')}; seed {card['training'].get('seed')}.",
-        f"- Command: `liverlvt train --manifest ../shared/data/manifest.json --config {args.config} "
-        f"--exclude {' '.join(card['training'].get('excluded', []))}`"
+        f"- Command: `liverlvt train --manifest ../shared/data/manifest.json --config {args.config}"
+        + (f" --exclude {' '.join(excluded)}" if excluded else "") + "`"
         + "".join(f" (stage {name} warm-started from `{rec['warm_start']}`)"
                   for name, rec in card["training"].get("stages", {}).items() if rec.get("warm_start"))
         + ".", "",
-        "## Held-out accuracy", "",
-        f"Cases this model never saw in training: {', '.join(held_out)}"
-        + (f"; with the other fold(s) ({', '.join(f for f in metrics['folds'] if f != args.run.name)}, "
-           "trained as the notes say) every labelled shared case is scored by a model that never trained on it"
-           if metrics.get("folds") else "")
-        + " (`liverlvt evaluate`, only the classes each case annotates).", "", table, "", notes, ""])
+        *accuracy_lines(args.run.name, metrics, held_out, fit), "", table, "", notes, ""])
     write_text(text, args.out / "MODEL_CARD.md")
     print(f"shipped {args.out}")
     return 0
