@@ -3,7 +3,8 @@
 # coarse stage is kept, its fine stage is fine-tuned from the fold's v3 weights with CONFIG for
 # FINE_MIN minutes (the cosine schedule follows them) on THREADS threads; a rerun resumes from
 # OUT/checkpoints.
-#   FOLD a: v3 fold A (the shipped weights, Resources/Models/lvt-unet), fold A's cases held out
+#   FOLD a: v3 fold A (V3_A, default runs/v3-a: the weights shipped until 2026-12-06, restored
+#           from git show 48fe0ee:Resources/Models/lvt-unet/<file>), fold A's cases held out
 #   FOLD b: v3 fold B (V3_B, default runs/v3-b: tools/train_cv_cpu_v3.sh b), fold B's held out
 #   tools/finetune_fold.sh a configs/lvt-unet-v5.json runs/v5-a   # recipe v5
 # Ablation: liverlvt evaluate --manifest M --folds OUT --cases <the fold's held-out cases> --no-tta,
@@ -28,6 +29,10 @@
 # recipe on every labelled case (tools/train_all.sh):
 #   FINE_MIN=600 tools/finetune_fold.sh a configs/lvt-unet-v7.json runs/v7-a &
 #   FINE_MIN=600 tools/finetune_fold.sh b configs/lvt-unet-v7.json runs/v7-b
+# The coarse stage too (STAGES=coarse, MINUTES=40), on top of a fold's v7 folder, as the release
+# model did (the CV of exactly the shipped recipe):
+#   V3_A=runs/v7-a STAGES=coarse MINUTES=40 tools/finetune_fold.sh a configs/lvt-unet-v7.json runs/v7c-a &
+#   V3_B=runs/v7-b STAGES=coarse MINUTES=40 tools/finetune_fold.sh b configs/lvt-unet-v7.json runs/v7c-b
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FOLD=${1:?usage: $0 a|b CONFIG OUT}
@@ -35,11 +40,12 @@ CONFIG=${2:?usage: $0 a|b CONFIG OUT}
 OUT=${3:?usage: $0 a|b CONFIG OUT}
 M=${MANIFEST:-../shared/data/manifest.json}
 case "$FOLD" in
-  a) HELD_OUT="ircadb-1.1 radcttaceomics-2022-ap radcttaceomics-2144-eqp"; V3=${V3_A:-Resources/Models/lvt-unet} ;;
+  a) HELD_OUT="ircadb-1.1 radcttaceomics-2022-ap radcttaceomics-2144-eqp"; V3=${V3_A:-runs/v3-a} ;;
   b) HELD_OUT="crlm-1100 ircadb-1.7 lits-0 radcttaceomics-0697-eqp radcttaceomics-1211-ap"; V3=${V3_B:-runs/v3-b} ;;
   *) echo "usage: $0 a|b CONFIG OUT" >&2; exit 2 ;;
 esac
 mkdir -p "$OUT"
 [ -f "$OUT/model.json" ] || cp "$V3"/*.pt "$V3"/model.json "$OUT"/
 OMP_NUM_THREADS=${THREADS:-1} nice -n 10 .venv/bin/liverlvt train --manifest "$M" --config "$CONFIG" \
-  --quiet --out "$OUT" --exclude $HELD_OUT --stages fine --init-from "$V3" --max-minutes "${FINE_MIN:-55}"
+  --quiet --out "$OUT" --exclude $HELD_OUT --stages "${STAGES:-fine}" --init-from "$V3" \
+  --max-minutes "${MINUTES:-${FINE_MIN:-55}}"
