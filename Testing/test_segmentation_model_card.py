@@ -14,6 +14,7 @@ from conftest import case_entry
 
 from LiverLVTLib.core import io
 from LiverLVTLib.core.labels import CHANNELS
+from LiverLVTLib.evaluation.crossval import trained_cases
 from LiverLVTLib.evaluation.metrics import class_mask, dice
 from LiverLVTLib.segmentation.model import default_model_dir, load_card, sha256_file
 
@@ -82,9 +83,7 @@ def test_card_states_an_honest_dice_for_the_check_case(card):
     stated = stated_dice(metrics.get("cases") or {}, CHECK_CASE)
     assert "liver" in stated, f"model.json 'metrics.cases' states no liver Dice for {CHECK_CASE}"
     assert all(0.0 <= v <= 1.0 for v in stated.values())
-    stages = card.card.get("training", {}).get("stages", {})
-    trained = {cid for record in stages.values() for cid in record.get("cases", [])}
-    if CHECK_CASE in trained:
+    if CHECK_CASE in trained_cases(card.card):
         # a release model: its stated Dice is a fit, so the card must say so and carry the
         # recipe's cross-validation, where a fold that never saw the case scores it
         assert metrics.get("trained_on_every_labelled_case") is True

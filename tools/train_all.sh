@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The release model: a recipe trained on every labelled case of the manifest (no fold held out),
-# both stages warm-started from INIT (default: the shipped weights, fold A of recipe v3, which
-# never saw ircadb-1.1, radcttaceomics-2022-ap or radcttaceomics-2144-eqp) and trained side by side,
+# both stages warm-started from INIT (default runs/v3-a: fold A of recipe v3, the weights shipped
+# until 2026-12-06, git show 48fe0ee:Resources/Models/lvt-unet/<file>) and trained side by side,
 # one thread each, COARSE_MIN / FINE_MIN minutes (the cosine schedule follows them); a rerun
 # resumes from OUT/checkpoints.
-#   tools/train_all.sh configs/lvt-unet-v3.json runs/all-v3
+#   tools/train_all.sh configs/lvt-unet-v7.json runs/all-v7   # the model shipped since 2026-12-06
 # Cross-validation scores the recipe (tools/finetune_fold.sh, tools/train_cv_cpu_v3.sh); this
 # model can only be checked on what it never saw: the CT-only phase partners (when the recipe
 # does not borrow their labels), the demo phantom and CT outside ../shared:
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 CONFIG=${1:?usage: $0 CONFIG OUT}
 OUT=${2:?usage: $0 CONFIG OUT}
 M=${MANIFEST:-../shared/data/manifest.json}
-INIT=${INIT:-Resources/Models/lvt-unet}
+INIT=${INIT:-runs/v3-a}
 mkdir -p "$OUT"
 [ -f "$OUT/model.json" ] || cp "$INIT"/*.pt "$INIT"/model.json "$OUT"/
 train() { OMP_NUM_THREADS=1 nice -n 10 .venv/bin/liverlvt train --manifest "$M" --config "$CONFIG" \
