@@ -7,6 +7,7 @@ from LiverLVTLib.core.labels import LIVER, TUMOR, VESSEL
 from LiverLVTLib.segmentation.postprocess import (
     clean_labels,
     exclusive_labels,
+    grow_tumors,
     liver_contact,
     main_organ,
     tumor_mimics,
@@ -144,3 +145,28 @@ def test_tumor_candidates_without_a_confident_core_go_back_to_parenchyma():
     assert (out[doubtful] == LIVER).all()          # peak 0.97: no lesion, parenchyma again
     assert np.array_equal(unconfident_tumors(labels, probs, min_peak=0.0), labels)   # off
     assert np.array_equal(unconfident_tumors(labels, probs, min_peak=0.9), labels)   # both pass
+
+
+def test_tumor_hysteresis_low_end_grows_kept_lesions_only():
+    """A confident lesion grows into its connected low-probability rim (a heterogeneous tumor's
+    atypical part); a separate low-probability blob never becomes a lesion; vessels stay."""
+    shape = (20, 40, 40)
+    labels = np.zeros(shape, np.uint8)
+    labels[sphere(shape, (10, 20, 20), 18)] = LIVER
+    probs = np.zeros((3,) + shape, np.float32)
+    core = sphere(shape, (10, 14, 20), 3)
+    rim = sphere(shape, (10, 14, 20), 6) & ~core
+    lone = sphere(shape, (10, 28, 20), 3)              # unseeded: under 0.5 everywhere
+    vessel = np.zeros(shape, bool)
+    vessel[:, 14, 25:27] = True                        # a vein inside the rim
+    labels[core] = TUMOR
+    labels[vessel & labels.astype(bool)] = VESSEL
+    probs[2][core] = 0.99
+    probs[2][rim] = 0.3
+    probs[2][lone] = 0.3
+    out = grow_tumors(labels, probs, low=0.25, spacing_zyx=SPACING)
+    assert (out[rim & ~vessel] == TUMOR).all()
+    assert (out[vessel & (labels == VESSEL)] == VESSEL).all()
+    assert not (out[lone] == TUMOR).any()
+    assert np.array_equal(grow_tumors(labels, probs, low=0.35, spacing_zyx=SPACING), labels)  # rim under it
+    assert np.array_equal(grow_tumors(labels, probs, low=0.0, spacing_zyx=SPACING), labels)   # off

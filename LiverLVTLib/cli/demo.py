@@ -33,7 +33,8 @@ def run(args) -> int:
         print(f"phantom CT: {folder.final(ct_path)}  (truth: {folder.final(truth_path)})")
         labels, result, paths = segment_and_analyze(args, options, analysis, phantom.ct, folder,
                                                     ct_name="Phantom CT")
-        print(f"liver Dice of the shipped model against the phantom truth: "
+        which = f"the model in {options.model_dir}" if options.model_dir else "the shipped model"
+        print(f"liver Dice of {which} against the phantom truth: "
               f"{liver_dice(labels, phantom.labels):.3f}")
     with after_landing(folder):
         if result is not None:

@@ -26,6 +26,7 @@ from .postprocess import (
     clean_labels,
     drop_small_tumors,
     exclusive_labels,
+    grow_tumors,
     largest_component,
     tumor_mimics,
     unconfident_tumors,
@@ -237,4 +238,6 @@ def _clean(labels: np.ndarray, probs: np.ndarray, pp: dict, threshold: float, sp
     excess = pp.get("tumor_max_excess_hu")
     labels = tumor_mimics(labels, probs, hu, float(pp.get("tumor_min_liver_contact", -1.0)),
                           None if excess is None else float(excess), threshold)
-    return unconfident_tumors(labels, probs, float(pp.get("tumor_min_peak_probability", 0.0)))
+    labels = unconfident_tumors(labels, probs, float(pp.get("tumor_min_peak_probability", 0.0)))
+    return grow_tumors(labels, probs, float(pp.get("tumor_grow_probability", 0.0)), spacing_zyx,
+                       float(pp.get("tumor_grow_margin_mm", pp.get("liver_margin_mm", 5.0))))
