@@ -214,15 +214,16 @@ def grow_tumors(labels: np.ndarray, probs: np.ndarray, low: float, spacing_zyx: 
                 liver_margin_mm: float = 5.0) -> np.ndarray:
     """The low end of the tumor hysteresis: each kept tumor grows into the voxels connected to
     it (26-connected) whose tumor probability is at least ``low``, inside the organ zone (the
-    liver and ``liver_margin_mm`` around it: a subcapsular tumor bulges past the contour) and
-    never over a hepatic vessel. Large heterogeneous tumors (necrotic core, mosaic HCC) are
+    liver and ``liver_margin_mm`` around it: a subcapsular tumor bulges past the contour; 0: the
+    predicted liver only) and never over a hepatic vessel. Large heterogeneous tumors (necrotic core, mosaic HCC) are
     outlined by the network's 0.5 contour only around their most typical part; a lower contour
     seeded by a confident lesion recovers the rest without creating new lesions. ``low`` 0 (or
     at / over the outline threshold) switches it off; returns new labels."""
     tumor = labels == TUMOR
     if low <= 0 or not tumor.any():
         return labels
-    zone = (labels > BACKGROUND) if liver_margin_mm <= 0 else within_mm(labels > BACKGROUND, spacing_zyx, liver_margin_mm)
+    organ = labels > BACKGROUND
+    zone = organ if liver_margin_mm <= 0 else within_mm(organ, spacing_zyx, liver_margin_mm)
     region = ((probs[2] >= low) & zone & (labels != VESSEL)) | tumor
     comps = cc3d.connected_components(region.astype(np.uint8), connectivity=26)
     seeded = np.unique(comps[tumor])
