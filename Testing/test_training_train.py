@@ -312,3 +312,21 @@ def test_sampler_draws_thick_slice_patches_on_request(phantom_case):
     assert torch.equal(t0, t1)            # the labels stay the thin-slice anatomy
     # thick slices: neighbouring z planes differ less than in the thin-slice patch
     assert (x1.diff(dim=2).abs().mean() < x0.diff(dim=2).abs().mean())
+
+
+def test_flip_prob_keeps_or_mirrors_left_and_right(phantom_case):
+    """``flip_prob`` 0 (recipe v8): every patch keeps the patient's left and right, so the
+    network may learn that the liver lies on the right and the spleen on the left; 1: every
+    patch is mirrored along x. Read from the stage config by the trainer."""
+    from LiverLVTLib.training.train import _new_run
+
+    kept = PatchSampler([phantom_case], (16, 16, 16), (-200, 300), p_flip=0.0, p_rotate=0.0, p_scale=0.0)
+    mirrored = PatchSampler([phantom_case], (16, 16, 16), (-200, 300), p_flip=1.0, p_rotate=0.0, p_scale=0.0)
+    centre = [20.0, 20.0, 20.0]
+    x_kept = kept._grid(kept.real[0], centre)[:, 2].reshape(16, 16, 16)
+    x_mirrored = mirrored._grid(mirrored.real[0], centre)[:, 2].reshape(16, 16, 16)
+    assert (x_kept.diff(dim=2) > 0).all()       # x grows along the patch's x: no mirror
+    assert (x_mirrored.diff(dim=2) < 0).all()   # mirrored
+    run = _new_run(dict(STAGE, flip_prob=0.0), [phantom_case], torch.device("cpu"), 0, 0.0)
+    assert run.sampler.p_flip == 0.0
+    assert _new_run(STAGE, [phantom_case], torch.device("cpu"), 0, 0.0).sampler.p_flip == 0.5

@@ -33,14 +33,16 @@
 # model did (the CV of exactly the shipped recipe):
 #   V3_A=runs/v7-a STAGES=coarse MINUTES=40 tools/finetune_fold.sh a configs/lvt-unet-v7.json runs/v7c-a &
 #   V3_B=runs/v7-b STAGES=coarse MINUTES=40 tools/finetune_fold.sh b configs/lvt-unet-v7.json runs/v7c-b
-# A 3-fold CV of the shipped recipe (fold A as above; fold B's halves b1, b2 continued from v7c-b
-# with the other half added to their training data; one call per stage, the time limit is shared
-# by the stages of one call):
-#   for s in "coarse 28" "fine 35"; do set -- $s; V3_B=runs/v7c-b STAGES=$1 MINUTES=$2 \
-#     tools/finetune_fold.sh b1 configs/lvt-unet-v7.json runs/v7c3-b1; done   # and b2 alike
+# A 4-fold CV of the shipped recipe (each fold's halves continued from v7c-a / v7c-b with the
+# other half added to their training data; one call per stage, as the time limit is shared by
+# the stages of one call), b1 and b2 side by side, then a1 and a2:
+#   for s in "coarse 28" "fine 36"; do set -- $s; V3_B=runs/v7c-b STAGES=$1 MINUTES=$2 \
+#     tools/finetune_fold.sh b1 configs/lvt-unet-v7.json runs/v7c3-b1; done   # b2 alike
+#   for s in "coarse 25" "fine 33"; do set -- $s; V3_A=runs/v7c-a STAGES=$1 MINUTES=$2 \
+#     tools/finetune_fold.sh a1 configs/lvt-unet-v7.json runs/v7c3-a1; done   # a2 alike
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FOLD=${1:?usage: $0 a|b|b1|b2 CONFIG OUT}
+FOLD=${1:?usage: $0 a|b|a1|a2|b1|b2 CONFIG OUT}
 CONFIG=${2:?usage: $0 a|b CONFIG OUT}
 OUT=${3:?usage: $0 a|b CONFIG OUT}
 M=${MANIFEST:-../shared/data/manifest.json}
@@ -50,9 +52,12 @@ case "$FOLD" in
   # fold B split in two (a 3-fold CV: each model trains on 6 of the 8 labelled cases, as close to
   # the release model's 8 as this CPU allows), warm-started from fold B's weights (V3_B), which
   # never saw either half
+  # fold A split alike (a 4-fold CV with b1, b2), warm-started from fold A's weights (V3_A)
+  a1) HELD_OUT="ircadb-1.1"; V3=${V3_A:-runs/v3-a} ;;
+  a2) HELD_OUT="radcttaceomics-2022-ap radcttaceomics-2144-eqp"; V3=${V3_A:-runs/v3-a} ;;
   b1) HELD_OUT="ircadb-1.7 radcttaceomics-1211-ap"; V3=${V3_B:-runs/v3-b} ;;
   b2) HELD_OUT="crlm-1100 lits-0 radcttaceomics-0697-eqp"; V3=${V3_B:-runs/v3-b} ;;
-  *) echo "usage: $0 a|b|b1|b2 CONFIG OUT" >&2; exit 2 ;;
+  *) echo "usage: $0 a|b|a1|a2|b1|b2 CONFIG OUT" >&2; exit 2 ;;
 esac
 mkdir -p "$OUT"
 [ -f "$OUT/model.json" ] || cp "$V3"/*.pt "$V3"/model.json "$OUT"/

@@ -1,7 +1,7 @@
 """Device-side patch sampling and augmentation (GPU when available, same code on CPU).
 
 Whole cases live on the device; each training patch is drawn with one ``grid_sample`` through a
-random affine (rotation, per-axis scaling, left-right flip) around a centre that is a hard
+random affine (rotation, per-axis scaling, left-right flip with probability ``p_flip``) around a centre that is a hard
 negative with probability ``hard_prob`` (see :func:`hard_negative_voxels`), else a foreground
 voxel with probability ``fg_prob`` (class-balanced over the annotated classes present: tumor,
 vessel, liver) or uniform otherwise. Then intensity: label-only maps are synthesized into HU

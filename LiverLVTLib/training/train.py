@@ -2,7 +2,8 @@
 
 Recipe: multi-label sigmoid head (liver, vessel, tumor) with multi-hot targets (liver channel =
 liver ∪ vessel ∪ tumor); masked per-class BCE + Dice (classes a case does not annotate weigh 0);
-random windowing + rotation/scaling/left-right flip + foreground-oversampled patches drawn on the
+random windowing + rotation/scaling/left-right flip (a stage's ``flip_prob``, default 0.5; 0
+keeps the patient's sides, the liver on the right) + foreground-oversampled patches drawn on the
 device; optional SynthSeg-style images from the label-only IRCAD maps. Two stages: a coarse one
 on the whole CT (liver box) and a fine one inside the liver box (see configs/lvt-unet.json).
 
@@ -116,6 +117,7 @@ def _new_run(stage: dict, cases: List[dict], device, seed: int, synth_fraction: 
                            fg_prob=stage.get("fg_prob", 0.6),
                            synth_fraction=stage.get("synth_fraction", synth_fraction),
                            tumor_synthesis=stage.get("tumor_synthesis"),
+                           p_flip=stage.get("flip_prob", 0.5),
                            hard_prob=stage.get("hard_negative_prob", 0.0),
                            hard_shell_mm=stage.get("hard_negative_shell_mm", HARD_SHELL_MM),
                            compress_prob=stage.get("compress_enhancement_prob", 0.0),
