@@ -117,6 +117,8 @@ def _new_run(stage: dict, cases: List[dict], device, seed: int, synth_fraction: 
                            fg_prob=stage.get("fg_prob", 0.6),
                            synth_fraction=stage.get("synth_fraction", synth_fraction),
                            tumor_synthesis=stage.get("tumor_synthesis"),
+                           # TotalSegmentator trains nnU-Net without mirroring (nnUNet PR #1938,
+                           # nnUNetTrainer_DASegOrd0_NoMirroring) so left and right organs stay apart
                            p_flip=stage.get("flip_prob", 0.5),
                            hard_prob=stage.get("hard_negative_prob", 0.0),
                            hard_shell_mm=stage.get("hard_negative_shell_mm", HARD_SHELL_MM),
