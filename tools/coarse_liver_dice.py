@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from LiverLVTLib.core import io  # noqa: E402
 from LiverLVTLib.core.manifest import load_manifest  # noqa: E402
 from LiverLVTLib.core.preprocess import canonical, resample, to_model_grid  # noqa: E402
+from LiverLVTLib.evaluation.metrics import dice, voxel_ml  # noqa: E402
 from LiverLVTLib.segmentation.inference import predict  # noqa: E402
 from LiverLVTLib.segmentation.model import load_card  # noqa: E402
 from LiverLVTLib.segmentation.postprocess import largest_component  # noqa: E402
@@ -50,9 +51,8 @@ def main(argv=None) -> int:
             truth = sitk.GetArrayFromImage(resample(reference, grid, sitk.sitkNearestNeighbor, 0,
                                                     sitk.sitkUInt8)) > 0
             liver = largest_component(probs[0] >= 0.5)
-            dice = 2 * np.count_nonzero(liver & truth) / max(1, np.count_nonzero(liver) + np.count_nonzero(truth))
-            fp_ml = np.count_nonzero(liver & ~truth) * float(np.prod(grid.GetSpacing())) / 1000
-            row.append(f"{Path(model).name} {dice:.3f} (false positive {fp_ml:.0f} mL)")
+            fp_ml = np.count_nonzero(liver & ~truth) * voxel_ml(grid.GetSpacing())
+            row.append(f"{Path(model).name} {dice(liver, truth):.3f} (false positive {fp_ml:.0f} mL)")
         print(cid, " | ".join(row), flush=True)
     return 0
 

@@ -43,16 +43,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FOLD=${1:?usage: $0 a|b|a1|a2|b1|b2 CONFIG OUT}
-CONFIG=${2:?usage: $0 a|b CONFIG OUT}
-OUT=${3:?usage: $0 a|b CONFIG OUT}
+CONFIG=${2:?usage: $0 a|b|a1|a2|b1|b2 CONFIG OUT}
+OUT=${3:?usage: $0 a|b|a1|a2|b1|b2 CONFIG OUT}
 M=${MANIFEST:-../shared/data/manifest.json}
 case "$FOLD" in
   a) HELD_OUT="ircadb-1.1 radcttaceomics-2022-ap radcttaceomics-2144-eqp"; V3=${V3_A:-runs/v3-a} ;;
   b) HELD_OUT="crlm-1100 ircadb-1.7 lits-0 radcttaceomics-0697-eqp radcttaceomics-1211-ap"; V3=${V3_B:-runs/v3-b} ;;
-  # fold B split in two (a 3-fold CV: each model trains on 6 of the 8 labelled cases, as close to
-  # the release model's 8 as this CPU allows), warm-started from fold B's weights (V3_B), which
-  # never saw either half
-  # fold A split alike (a 4-fold CV with b1, b2), warm-started from fold A's weights (V3_A)
+  # each fold split in two (with fold A: a 3-fold CV; all four halves: a 4-fold CV, each model
+  # training on 5-7 of the 8 labelled cases, nearer the release model's 8), warm-started from
+  # that fold's weights (V3_A / V3_B), which never saw either half
   a1) HELD_OUT="ircadb-1.1"; V3=${V3_A:-runs/v3-a} ;;
   a2) HELD_OUT="radcttaceomics-2022-ap radcttaceomics-2144-eqp"; V3=${V3_A:-runs/v3-a} ;;
   b1) HELD_OUT="ircadb-1.7 radcttaceomics-1211-ap"; V3=${V3_B:-runs/v3-b} ;;

@@ -2,7 +2,8 @@
 
 Each labelled case (and each CT-only phase partner, for the phase-pair volume) is segmented once
 by the fold model that never saw its study; the last stage's probabilities are cached
-(``--cache``, float16 + grid). Every variant (a JSON object merged over the fold card's
+(``--cache``, float32 as computed, with the CT on that grid: rounding them would move
+candidates across the peak rule and HU tests). Every variant (a JSON object merged over the fold card's
 ``postprocess`` block) then runs the pipeline's own label half
 (``segmentation.pipeline.labels_from_probabilities``) and is scored like ``liverlvt evaluate``:
 
@@ -27,10 +28,10 @@ import SimpleITK as sitk
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from LiverLVTLib.core import io  # noqa: E402
-from LiverLVTLib.core.labels import LIVER  # noqa: E402
 from LiverLVTLib.core.manifest import load_manifest  # noqa: E402
 from LiverLVTLib.evaluation.crossval import assign_folds, load_folds  # noqa: E402
-from LiverLVTLib.evaluation.evaluate import phase_pairs, score_images  # noqa: E402
+from LiverLVTLib.evaluation.evaluate import phase_pairs, score_images, spacing_zyx  # noqa: E402
+from LiverLVTLib.evaluation.metrics import class_mask, relative_difference_percent, voxel_ml  # noqa: E402
 from LiverLVTLib.segmentation.model import load_card  # noqa: E402
 from LiverLVTLib.segmentation.pipeline import (  # noqa: E402
     StageOutput,
@@ -46,25 +47,24 @@ def cached_output(entry, root: Path, model: Path, cache: Path) -> StageOutput:
     path = cache / f"{entry['id']}.npz"
     if path.is_file():
         data = np.load(path)
-        grid = sitk.Image([int(v) for v in data["size"]], sitk.sitkFloat32)
+        grid = sitk.GetImageFromArray(data["hu"].astype(np.float32))  # the CT on the last stage's grid
         grid.SetOrigin([float(v) for v in data["origin"]])
         grid.SetSpacing([float(v) for v in data["spacing"]])
         grid.SetDirection([float(v) for v in data["direction"]])
-        hu = sitk.GetImageFromArray(data["hu"].astype(np.float32))
-        hu.CopyInformation(grid)
-        return StageOutput(ct, card, data["probs"].astype(np.float32), hu)
+        return StageOutput(ct, card, data["probs"].astype(np.float32), grid)
     out = predict_probabilities(ct, model_dir=model, tta=False, device="cpu")
     cache.mkdir(parents=True, exist_ok=True)
     g = out.grid
-    np.savez_compressed(path, probs=out.probs.astype(np.float16),
-                        hu=sitk.GetArrayFromImage(g).astype(np.int16), size=g.GetSize(),
-                        origin=g.GetOrigin(), spacing=g.GetSpacing(), direction=g.GetDirection())
+    np.savez_compressed(path, probs=out.probs.astype(np.float32),
+                        hu=sitk.GetArrayFromImage(g).astype(np.float32), origin=g.GetOrigin(),
+                        spacing=g.GetSpacing(), direction=g.GetDirection())
     return out
 
 
 def liver_ml(labels: sitk.Image) -> float:
-    array = sitk.GetArrayViewFromImage(labels)
-    return float(np.count_nonzero(array >= LIVER)) * float(np.prod(labels.GetSpacing())) / 1000.0
+    """Predicted liver volume (liver, vessel and tumor), as ``liverlvt evaluate`` counts it."""
+    return float(np.count_nonzero(class_mask(sitk.GetArrayViewFromImage(labels), "liver"))) \
+        * voxel_ml(spacing_zyx(labels))
 
 
 def score_variant(outputs, references, annotated, rules_of, pairs) -> dict:
@@ -87,7 +87,7 @@ def score_variant(outputs, references, annotated, rules_of, pairs) -> dict:
         predicted += int(tumor.get("predicted_lesions") or 0)
         per_case[cid] = {name: round(scores[name]["dice"], 3) for name in scores
                          if scores[name].get("dice") is not None}
-    pair_diff = {f"{a}|{b}": round(100 * abs(volumes[a] - volumes[b]) / max(volumes[a], volumes[b]), 1)
+    pair_diff = {f"{a}|{b}": round(relative_difference_percent(volumes[a], volumes[b]) or 0.0, 1)
                  for a, b in pairs if a in volumes and b in volumes}
     return {name: round(float(np.mean(v)), 3) if v else None for name, v in dice.items()} | {
         "found": found, "reference_lesions": true_lesions, "predicted_lesions": predicted,

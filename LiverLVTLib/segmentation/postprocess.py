@@ -215,10 +215,10 @@ def grow_tumors(labels: np.ndarray, probs: np.ndarray, low: float, spacing_zyx: 
     """The low end of the tumor hysteresis: each kept tumor grows into the voxels connected to
     it (26-connected) whose tumor probability is at least ``low``, inside the organ zone (the
     liver and ``liver_margin_mm`` around it: a subcapsular tumor bulges past the contour; 0: the
-    predicted liver only) and never over a hepatic vessel. Large heterogeneous tumors (necrotic core, mosaic HCC) are
-    outlined by the network's 0.5 contour only around their most typical part; a lower contour
-    seeded by a confident lesion recovers the rest without creating new lesions. ``low`` 0 (or
-    at / over the outline threshold) switches it off; returns new labels."""
+    predicted liver only) and never over a hepatic vessel. Large heterogeneous tumors (necrotic
+    core, mosaic HCC) are outlined by the network's 0.5 contour only around their most typical
+    part; a lower contour seeded by a confident lesion recovers the rest without creating new
+    lesions. ``low`` 0 switches it off; returns new labels."""
     tumor = labels == TUMOR
     if low <= 0 or not tumor.any():
         return labels
