@@ -134,3 +134,33 @@ def test_cysts_are_water_dense_homogeneous_lesions():
     cfg = only("medium", max_per_patch=1, bulge_probability=0.0, cyst_probability=0.0)
     _, t, _ = insert_tumors(hu, target, SPACING, "arterial", gen(4), cfg)
     assert t[2].sum() > 100
+
+
+def test_exophytic_tumors_stand_out_of_the_liver_into_soft_tissue_only():
+    hu, target = liver_patch(n=96, with_vessel=False)
+    n = hu.shape[0]
+    air = ~target[0] & (torch.arange(n)[:, None, None] < n // 3)  # lung above the dome
+    hu[air] = -1000.0
+    cfg = only("medium", max_per_patch=1, bulge_probability=0.0, cyst_probability=0.0,
+               exophytic_probability=1.0)
+    reach_mm = cfg.exophytic_fraction * SIZE_CLASSES["medium"][0] * 1.25  # radius up to 1.25 r
+    near = torch.nn.functional.max_pool3d(target[0][None, None].float(),
+                                          2 * int(reach_mm / SPACING[0]) + 3, 1,
+                                          int(reach_mm / SPACING[0]) + 1)[0, 0].bool()
+    out_shares = []
+    for seed in range(8):
+        new_hu, t, count = insert_tumors(hu, target, SPACING, "portal-venous", gen(seed), cfg)
+        tumor = t[2]
+        assert count == 1 and tumor.sum() > 100
+        assert not (tumor & air).any(), "an exophytic tumor never fills air"
+        assert not (tumor & ~near).any(), "it stands out of the liver by at most its reach"
+        assert not (tumor & ~t[0]).any(), "the liver label grows with it (liver ⊇ tumor)"
+        out_shares.append(float((tumor & ~target[0]).sum() / tumor.sum()))
+        outside = tumor & ~target[0]
+        if outside.sum() > 50:  # the part outside reads as tumor, not as the fat it replaced
+            assert float(new_hu[outside].mean()) > float(hu[outside].mean()) + 40
+    assert max(out_shares) > 0.15, out_shares
+    # off by default: the same draw without the option stays inside the liver
+    _, t, _ = insert_tumors(hu, target, SPACING, "portal-venous", gen(0),
+                            only("medium", max_per_patch=1, bulge_probability=0.0, cyst_probability=0.0))
+    assert not (t[2] & ~target[0]).any()

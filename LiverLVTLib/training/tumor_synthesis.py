@@ -13,7 +13,10 @@ equilibrium phases of HCC and colorectal metastases):
   with "washout" (hypo) and an enhancing capsule rim in the equilibrium phase (LI-RADS v2018
   major features);
 - heterogeneous, necrotic (near-fluid) and occasionally calcified cores in medium/large tumors;
-- subcapsular tumors that bulge a few mm past the liver contour;
+- subcapsular tumors that bulge a few mm past the liver contour, and exophytic medium/large
+  tumors centred on the liver surface that stand out of it by up to half their radius (large
+  HCC is often exophytic / pedunculated; the cross-validation's 84 mL peripheral tumor of
+  ircadb-1.1 lay one third outside the predicted liver): the liver label grows with them;
 - simple cysts (water density 0-20 HU, homogeneous, sharp-edged, round; ACR white paper on
   incidental liver lesions): label 3 marks any focal liver lesion, and the analysis's cyst
   triage tells cysts from tumors, so the network must find cysts too;
@@ -57,6 +60,9 @@ class TumorSynthesisConfig:
     calcification_probability: float = 0.05
     vessel_keep_hu: float = 40.0      # voxels this far above the parenchyma are kept as vessels
     cyst_probability: float = 0.15    # simple cysts: water density, homogeneous, sharp, round
+    exophytic_probability: float = 0.0  # medium/large tumors centred on the liver surface
+    exophytic_fraction: float = 0.5   # ... standing out of the liver by up to this share of r
+    surface_mm: float = 4.0           # the liver surface band their centres are drawn from
 
     @classmethod
     def from_dict(cls, data: Optional[dict]) -> "TumorSynthesisConfig":
@@ -137,8 +143,10 @@ def appearance(phase: Optional[str], parenchyma: float, gen: torch.Generator) ->
     return {"mean": mean, "texture": _u(gen, 4, 18), "rim": rim, "phase": phase}
 
 
-def _one_tumor(hu, keep, liver_ok, centre_vox, radius_mm, spacing, phase, parenchyma, cfg, gen):
-    """Paint one tumor into ``hu`` in place; returns its label mask (bool, patch)."""
+def _one_tumor(hu, keep, liver_ok, centre_vox, radius_mm, spacing, phase, parenchyma, cfg, gen,
+               outside=None):
+    """Paint one tumor into ``hu`` in place; returns its label mask (bool, patch). ``outside``
+    (exophytic tumors): the soft tissue beyond the liver it may fill, besides ``liver_ok``."""
     radii = [radius_mm * _u(gen, 0.75, 1.25) / s for s in spacing]
     half = [int(math.ceil(1.6 * r)) + 2 for r in radii]
     lo = [max(0, int(c) - h) for c, h in zip(centre_vox, half)]
@@ -165,7 +173,10 @@ def _one_tumor(hu, keep, liver_ok, centre_vox, radius_mm, spacing, phase, parenc
     if look["rim"]:
         tumor_hu = tumor_hu + look["rim"] * ((rho > 0.85) & (rho < 1.0)).float()
     allowed = liver_ok[box]
-    if _u(gen, 0, 1) < cfg.bulge_probability:  # subcapsular bulge past the liver contour
+    if outside is not None:  # exophytic: out of the liver by up to exophytic_fraction * radius
+        reach = [cfg.exophytic_fraction * radius_mm / s for s in spacing]
+        allowed = allowed | (within_voxels(liver_ok[box], reach) & outside[box])
+    elif _u(gen, 0, 1) < cfg.bulge_probability:  # subcapsular bulge past the liver contour
         allowed = within_voxels(liver_ok[box], [cfg.bulge_mm / s for s in spacing])
     return _paint(hu, keep, allowed, box, inside, tumor_hu, _u(gen, 0.6, 1.5))
 
@@ -179,6 +190,17 @@ def _paint(hu, keep, allowed, box, inside, lesion_hu, edge_sigma):
     label = torch.zeros_like(keep)
     label[box] = mask
     return label
+
+
+def _exophytic_sites(hu, liver, eligible, parenchyma, spacing, cfg):
+    """Centres for exophytic tumors (eligible liver voxels within ``surface_mm`` of the liver
+    surface) and the tissue outside the liver they may fill: soft tissue and fat, not air, lung,
+    bone or enhancing organs and vessels (HU -150 .. parenchyma + vessel_keep_hu)."""
+    if cfg.exophytic_probability <= 0:
+        return eligible.new_zeros((0, 3), dtype=torch.long), None
+    inner = ~within_voxels(~liver, [cfg.surface_mm / s for s in spacing])
+    outside = ~liver & (hu > -150) & (hu < parenchyma + cfg.vessel_keep_hu)
+    return torch.nonzero(eligible & ~inner), outside
 
 
 def within_voxels(mask: torch.Tensor, radius_vox: Sequence[float]) -> torch.Tensor:
@@ -213,12 +235,17 @@ def insert_tumors(hu: torch.Tensor, target: torch.Tensor, spacing: Sequence[floa
     candidates = torch.nonzero(liver_ok & ~keep)
     if not len(candidates):
         return hu, target, 0
+    surface, outside = _exophytic_sites(hu, liver, liver_ok & ~keep, parenchyma, spacing, cfg)
     hu = hu.clone()
     added = torch.zeros_like(liver)
     count = 0
     for radius in draw_radii(cfg, gen):
-        centre = candidates[_randint(gen, 0, len(candidates) - 1)].tolist()
-        label = _one_tumor(hu, keep, liver_ok, centre, radius, spacing, phase, parenchyma, cfg, gen)
+        exophytic = (radius >= 16 and len(surface) > 0 and cfg.exophytic_probability > 0
+                     and _u(gen, 0, 1) < cfg.exophytic_probability)
+        sites = surface if exophytic else candidates
+        centre = sites[_randint(gen, 0, len(sites) - 1)].tolist()
+        label = _one_tumor(hu, keep, liver_ok, centre, radius, spacing, phase, parenchyma, cfg, gen,
+                           outside=outside if exophytic else None)
         if label.any():
             added |= label
             count += 1
