@@ -2,6 +2,7 @@
 cascade, cancel, weight integrity, CLI exit codes and messages."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -233,3 +234,26 @@ def test_rules_replace_the_cards_clean_up(tiny_model_dir):
     strict = dict(out.card.postprocess, tumor_min_peak_probability=0.9)
     strict_labels = sitk.GetArrayFromImage(labels_from_probabilities(out, rules=strict))
     assert not (strict_labels == 3).any() and (strict_labels[ball] == 1).all()
+
+
+def test_no_liver_in_the_coarse_stage_labels_nothing(tiny_model_dir, tmp_path, caplog):
+    """The fine stage reads the coarse liver's box and was trained on the liver's surroundings
+    only: where the coarse stage finds no liver, nothing is labelled, even by a fine stage that
+    would call everything liver (it is not run on the whole CT)."""
+    import torch
+
+    from LiverLVTLib.segmentation.model import write_card
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    for name, bias in (("coarse", -20.0), ("fine", 20.0)):
+        state = torch.load(model / f"{name}.pt", weights_only=True)
+        last = [k for k, v in state.items() if k.endswith("bias") and v.shape == (3,)][-1]
+        state[last] = torch.full((3,), bias)
+        torch.save(state, model / f"{name}.pt")
+    write_card(model, json.loads((model / "model.json").read_text()))  # the new sha256
+    ct = ct_like(spacing=(1.7, 2.1, 4.0), size=(70, 60, 30))
+    with caplog.at_level("WARNING", logger="liverlvt"):
+        labels = sitk.GetArrayFromImage(segment_ct(ct, model_dir=model, device="cpu"))
+    assert not labels.any()
+    assert "the coarse stage found no liver: nothing is labelled" in caplog.text

@@ -40,10 +40,9 @@ log = logging.getLogger("liverlvt")
 def _roi_box(previous: np.ndarray, previous_grid: sitk.Image, canon: sitk.Image, roi: dict,
              channel: int):
     """Index box in ``canon`` around the previous stage's largest liver component + margin.
-    None when the previous stage found no liver (then the next stage sees the whole CT)."""
+    None when the previous stage found no liver."""
     mask = largest_component(previous[channel] >= 0.5)
     if not mask.any():
-        log.warning("the coarse stage found no liver; the fine stage runs on the whole CT")
         return None
     zyx = np.argwhere(mask)
     margin = float(roi.get("margin_mm", 15.0))
@@ -80,15 +79,20 @@ def _stage_probabilities(card: ModelCard, canon: sitk.Image, device, tta: bool,
     cfg = card.inference
     flips = cfg.get("tta_flips", [[0], [1], [2]]) if tta else None
     channel_of = {name: i for i, name in enumerate(card.card["labels"])}
-    previous = None
+    previous, previous_name = None, None
     for stage in card.stages:
         check()
         source = canon
         if stage.roi and previous is not None:
             box = _roi_box(previous[0], previous[1], canon,
                            stage.roi, channel_of.get(stage.roi.get("channel", "liver"), 0))
-            if box is not None:
-                source = crop(canon, *box)
+            if box is None:
+                # a stage that reads the previous stage's liver box was trained on the liver's
+                # surroundings only (train_roi_margin_mm): with no liver found there is nothing
+                # for it to read, and on the whole CT it would answer about anatomy it never saw
+                log.warning("the %s stage found no liver: nothing is labelled", previous_name)
+                return np.zeros_like(previous[0]), previous[1]
+            source = crop(canon, *box)
         progress(f"resample-{stage.name}", 0.0)
         grid = to_model_grid(source, stage.spacing_mm)
         network = stage.load_network(device)
@@ -98,7 +102,7 @@ def _stage_probabilities(card: ModelCard, canon: sitk.Image, device, tta: bool,
                         progress=progress, check=check,
                         cpu_precision=str(cfg.get("cpu_precision", "fp32")),
                         channels_last=bool(cfg.get("channels_last", False)), extra=extra)
-        previous = (probs, grid)
+        previous, previous_name = (probs, grid), stage.name
     return previous
 
 
