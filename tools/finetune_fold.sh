@@ -40,6 +40,12 @@
 #     tools/finetune_fold.sh b1 configs/lvt-unet-v7.json runs/v7c3-b1; done   # b2 alike
 #   for s in "coarse 25" "fine 33"; do set -- $s; V3_A=runs/v7c-a STAGES=$1 MINUTES=$2 \
 #     tools/finetune_fold.sh a1 configs/lvt-unet-v7.json runs/v7c3-a1; done   # a2 alike
+# Recipe v8 (no left-right flip) against its control, fold A whole (the 3-fold CV a / b1 / b2),
+# both continued from v7c-a side by side; the control is the same with configs/lvt-unet-v7.json:
+#   for s in "coarse 28" "fine 36"; do set -- $s; V3_A=runs/v7c-a STAGES=$1 MINUTES=$2 \
+#     tools/finetune_fold.sh a configs/lvt-unet-v8.json runs/v8-a; done   # runs/v7c4-a alike
+# Recipe v9 (v8 + exophytic synthetic tumors) against v8 as its control: fold a from v7c-a and
+# fold b1 from v7c-b, 28 + 36 min, side by side (runs/v9-a, runs/v9-b1 vs runs/v8-a, runs/v8-b1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FOLD=${1:?usage: $0 a|b|a1|a2|b1|b2 CONFIG OUT}

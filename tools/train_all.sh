@@ -4,7 +4,10 @@
 # until 2026-12-06, git show 48fe0ee:Resources/Models/lvt-unet/<file>) and trained side by side,
 # one thread each, COARSE_MIN / FINE_MIN minutes (the cosine schedule follows them); a rerun
 # resumes from OUT/checkpoints.
-#   tools/train_all.sh configs/lvt-unet-v7.json runs/all-v7   # the model shipped since 2026-12-06
+#   tools/train_all.sh configs/lvt-unet-v7.json runs/all-v7   # shipped 2026-12-06 until v8
+#   INIT=runs/all-v7 COARSE_MIN=28 FINE_MIN=36 tools/train_all.sh configs/lvt-unet-v8.json runs/all-v8
+#     # the model shipped since 2026-12-06 (fifth session); stopped by a session end and resumed
+#     # with COARSE_MIN=16 FINE_MIN=20 (a resumed run's budget counts from the resume)
 # Cross-validation scores the recipe (tools/finetune_fold.sh, tools/train_cv_cpu_v3.sh); this
 # model can only be checked on what it never saw: the CT-only phase partners (when the recipe
 # does not borrow their labels), the demo phantom and CT outside ../shared:
