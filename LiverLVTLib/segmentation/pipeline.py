@@ -79,7 +79,7 @@ def _stage_probabilities(card: ModelCard, canon: sitk.Image, device, tta: bool,
     cfg = card.inference
     flips = cfg.get("tta_flips", [[0], [1], [2]]) if tta else None
     channel_of = {name: i for i, name in enumerate(card.card["labels"])}
-    previous, previous_name = None, None
+    previous = None
     for stage in card.stages:
         check()
         source = canon
@@ -90,7 +90,7 @@ def _stage_probabilities(card: ModelCard, canon: sitk.Image, device, tta: bool,
                 # a stage that reads the previous stage's liver box was trained on the liver's
                 # surroundings only (train_roi_margin_mm): with no liver found there is nothing
                 # for it to read, and on the whole CT it would answer about anatomy it never saw
-                log.warning("the %s stage found no liver: nothing is labelled", previous_name)
+                log.warning("the %s stage found no liver: nothing is labelled", stage.roi["from"])
                 return np.zeros_like(previous[0]), previous[1]
             source = crop(canon, *box)
         progress(f"resample-{stage.name}", 0.0)
@@ -102,7 +102,7 @@ def _stage_probabilities(card: ModelCard, canon: sitk.Image, device, tta: bool,
                         progress=progress, check=check,
                         cpu_precision=str(cfg.get("cpu_precision", "fp32")),
                         channels_last=bool(cfg.get("channels_last", False)), extra=extra)
-        previous, previous_name = (probs, grid), stage.name
+        previous = (probs, grid)
     return previous
 
 

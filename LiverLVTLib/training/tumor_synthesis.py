@@ -44,6 +44,7 @@ from .synthesis import gaussian_blur
 # most ``max_per_patch`` of a class, since a 96^3 patch at 1.25 mm holds a part of the liver only
 SIZE_CLASSES: Dict[str, Tuple[float, Tuple[int, int]]] = {
     "tiny": (4.0, (3, 10)), "small": (8.0, (3, 10)), "medium": (16.0, (2, 5)), "large": (32.0, (1, 3))}
+MEDIUM_MM = SIZE_CLASSES["medium"][0]  # medium and large tumors may be necrotic or exophytic
 PHASES = ("arterial", "portal-venous", "equilibrium")
 
 
@@ -163,7 +164,7 @@ def _one_tumor(hu, keep, liver_ok, centre_vox, radius_mm, spacing, phase, parenc
                       _u(gen, 0.4, 0.7))
     look = appearance(phase, parenchyma, gen)
     tumor_hu = look["mean"] + look["texture"] * tex
-    large = radius_mm >= 16
+    large = radius_mm >= MEDIUM_MM
     if large and _u(gen, 0, 1) < cfg.necrosis_probability:  # necrotic, near-fluid core
         core = rho < _u(gen, 0.35, 0.7)
         tumor_hu = torch.where(core, _u(gen, 5, 30) + 6 * tex, tumor_hu)
@@ -192,11 +193,12 @@ def _paint(hu, keep, allowed, box, inside, lesion_hu, edge_sigma):
     return label
 
 
-def _exophytic_sites(hu, liver, eligible, parenchyma, spacing, cfg):
+def _exophytic_sites(hu, liver, eligible, parenchyma, spacing, cfg, wanted: bool):
     """Centres for exophytic tumors (eligible liver voxels within ``surface_mm`` of the liver
     surface) and the tissue outside the liver they may fill: soft tissue and fat, not air, lung,
-    bone or enhancing organs and vessels (HU -150 .. parenchyma + vessel_keep_hu)."""
-    if cfg.exophytic_probability <= 0:
+    bone or enhancing organs and vessels (HU -150 .. parenchyma + vessel_keep_hu). None when the
+    option is off or the patch draws no medium / large tumor (``wanted``)."""
+    if cfg.exophytic_probability <= 0 or not wanted:
         return eligible.new_zeros((0, 3), dtype=torch.long), None
     inner = ~within_voxels(~liver, [cfg.surface_mm / s for s in spacing])
     outside = ~liver & (hu > -150) & (hu < parenchyma + cfg.vessel_keep_hu)
@@ -235,12 +237,14 @@ def insert_tumors(hu: torch.Tensor, target: torch.Tensor, spacing: Sequence[floa
     candidates = torch.nonzero(liver_ok & ~keep)
     if not len(candidates):
         return hu, target, 0
-    surface, outside = _exophytic_sites(hu, liver, liver_ok & ~keep, parenchyma, spacing, cfg)
+    radii = draw_radii(cfg, gen)
+    surface, outside = _exophytic_sites(hu, liver, liver_ok & ~keep, parenchyma, spacing, cfg,
+                                        any(r >= MEDIUM_MM for r in radii))
     hu = hu.clone()
     added = torch.zeros_like(liver)
     count = 0
-    for radius in draw_radii(cfg, gen):
-        exophytic = (radius >= 16 and len(surface) > 0 and cfg.exophytic_probability > 0
+    for radius in radii:
+        exophytic = (radius >= MEDIUM_MM and len(surface) > 0
                      and _u(gen, 0, 1) < cfg.exophytic_probability)
         sites = surface if exophytic else candidates
         centre = sites[_randint(gen, 0, len(sites) - 1)].tolist()
