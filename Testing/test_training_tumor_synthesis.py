@@ -3,11 +3,19 @@ liver, label and intensity consistent, size classes respected, phase appearance 
 veins kept, deterministic with a seed."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from LiverLVTLib.training.tumor_synthesis import SIZE_CLASSES, TumorSynthesisConfig, appearance, insert_tumors
+from LiverLVTLib.training.tumor_synthesis import (
+    SIZE_CLASSES,
+    TumorSynthesisConfig,
+    appearance,
+    insert_tumors,
+    within_voxels,
+)
 
 SPACING = (1.25, 1.25, 1.25)
 PARENCHYMA_HU = 100.0
@@ -164,3 +172,34 @@ def test_exophytic_tumors_stand_out_of_the_liver_into_soft_tissue_only():
     _, t, _ = insert_tumors(hu, target, SPACING, "portal-venous", gen(0),
                             only("medium", max_per_patch=1, bulge_probability=0.0, cyst_probability=0.0))
     assert not (t[2] & ~target[0]).any()
+
+
+def test_exophytic_fill_max_hu_keeps_adjacent_organs_out():
+    """With ``exophytic_fill_max_hu`` -20 the part outside the liver fills fat only: a 40 HU
+    organ (stomach wall and content, adrenal gland, bowel) beside the liver stays untouched."""
+    hu, target = liver_patch(n=96, with_vessel=False)
+    n = hu.shape[0]
+    organ = ~target[0] & (torch.arange(n)[None, None, :] > n // 2)  # the half beyond the liver
+    hu[organ] = 40.0
+    fat = ~target[0] & ~organ
+    cfg = only("medium", max_per_patch=1, bulge_probability=0.0, cyst_probability=0.0,
+               exophytic_probability=1.0, exophytic_fill_max_hu=-20.0)
+    into_fat = 0
+    for seed in range(8):
+        _, t, count = insert_tumors(hu, target, SPACING, "portal-venous", gen(seed), cfg)
+        assert count == 1
+        assert not (t[2] & organ).any(), "an exophytic tumor never fills the adjacent organ"
+        into_fat += int((t[2] & fat).sum())
+    assert into_fat > 200, "it still stands out into the fat"
+    soft = dataclasses.replace(cfg, exophytic_fill_max_hu=None)
+    filled = sum(int((insert_tumors(hu, target, SPACING, "portal-venous", gen(s), soft)[1][2] & organ).sum())
+                 for s in range(8))
+    assert filled > 0, "without the limit the same draws fill soft tissue too"
+
+
+def test_within_voxels_is_the_box_max_pool():
+    mask = torch.rand(40, 36, 30, generator=gen(3)) > 0.97
+    for radius in ([3, 3, 3], [1, 4, 2], [0.2, 2, 5]):
+        k = [max(1, 2 * int(round(r)) + 1) for r in radius]
+        box = torch.nn.functional.max_pool3d(mask[None, None].float(), k, 1, [x // 2 for x in k])[0, 0] > 0
+        assert torch.equal(within_voxels(mask, radius), box)
