@@ -6,6 +6,7 @@ import numpy as np
 from LiverLVTLib.core.labels import LIVER, TUMOR, VESSEL
 from LiverLVTLib.segmentation.postprocess import (
     clean_labels,
+    confident_organ,
     exclusive_labels,
     grow_tumors,
     liver_contact,
@@ -66,6 +67,33 @@ def test_thin_bridge_to_a_neighbour_is_cut():
     assert main_organ(organ, SPACING, bridge_mm=0.0)[12, 20, 60]
     # the kept liver keeps its own surface voxels
     assert kept.sum() >= sphere(shape, (12, 20, 20), 14).sum()
+
+
+def test_a_thick_leak_far_from_the_confident_liver_is_dropped():
+    """A liver the network is sure of (p 0.99) with an uncertain 3 mm surface shell (p 0.6) and a
+    thick, broadly joined neighbour it is unsure of (p 0.75, a full stomach): the neighbour goes
+    beyond core_mm, the liver's own shell and a tumor inside it stay."""
+    shape = (30, 60, 100)
+    liver = sphere(shape, (15, 30, 30), 24)
+    core = sphere(shape, (15, 30, 30), 21)
+    leak = sphere(shape, (15, 30, 62), 18) & ~liver            # touches the liver broadly
+    labels = np.zeros(shape, np.uint8)
+    labels[liver | leak] = LIVER
+    tumor = sphere(shape, (15, 30, 30), 6)
+    labels[tumor] = TUMOR
+    prob = np.zeros(shape, np.float32)
+    prob[liver] = 0.6
+    prob[core] = 0.99
+    prob[leak] = 0.75
+    out = confident_organ(labels, prob, SPACING, core_probability=0.9, core_mm=8.0)
+    assert (out[liver] == labels[liver]).all(), "the liver, its uncertain shell and tumor stay"
+    far = leak & ~sphere(shape, (15, 30, 30), 21 + 8 + 1)
+    assert far.sum() > 1000 and not out[far].any(), "the leak beyond 8 mm of the core goes"
+    # the plain rules keep it: one connected organ, no bridge to cut
+    assert (clean_labels(labels, SPACING, min_tumor_ml=0.0, liver_bridge_mm=5.0)[far] == LIVER).all()
+    # off (probability 0), or nowhere sure: unchanged
+    assert np.array_equal(confident_organ(labels, prob, SPACING, 0.0, 8.0), labels)
+    assert np.array_equal(confident_organ(labels, prob * 0.5, SPACING, 0.9, 8.0), labels)
 
 
 def test_tumor_components_that_look_more_like_vessel_go_to_the_vessel_tree():

@@ -46,6 +46,13 @@
 #     tools/finetune_fold.sh a configs/lvt-unet-v8.json runs/v8-a; done   # runs/v7c4-a alike
 # Recipe v9 (v8 + exophytic synthetic tumors) against v8 as its control: fold a from v7c-a and
 # fold b1 from v7c-b, 28 + 36 min, side by side (runs/v9-a, runs/v9-b1 vs runs/v8-a, runs/v8-b1).
+# Its fine stage ran at 1.6 s per iteration (the exophytic reach pooled a cubic box; pooled per
+# axis since), 1259 / 1184 iterations against v8's 2029 / 1804.
+# Recipe v10 (v9 with the exophytic tumors filling fat only, fine stage): v9's coarse stages kept
+# (copy runs/v9-X/coarse.pt, model.json, training-coarse.json, checkpoints/coarse.ckpt, and the
+# fold's v7c fine.pt into runs/v10-X), then the fine stage, side by side:
+#   V3_A=runs/v7c-a STAGES=fine MINUTES=36 tools/finetune_fold.sh a configs/lvt-unet-v10.json runs/v10-a
+#   V3_B=runs/v7c-b STAGES=fine MINUTES=36 tools/finetune_fold.sh b1 configs/lvt-unet-v10.json runs/v10-b1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FOLD=${1:?usage: $0 a|b|a1|a2|b1|b2 CONFIG OUT}

@@ -2,7 +2,8 @@
 
 Order, as in the LVT seeds: exclusive labels by the hierarchy tumor > vessel > liver; keep the
 largest connected organ (the liver is one organ: islands elsewhere are false positives such as
-spleen or heart; thin bridges into neighbours are cut first); hepatic vessels and liver tumors only inside the slightly dilated liver;
+spleen or heart; thin bridges into neighbours are cut first, and thick regions far from the
+network's confident liver are dropped, :func:`confident_organ`); hepatic vessels and liver tumors only inside the slightly dilated liver;
 tumor islands smaller than a minimum volume and thin tumor spurs (binary opening) go back to
 parenchyma; tumor candidates that are extrahepatic structures or enhancing vessels are taken back
 (:func:`tumor_mimics`), and so are candidates the network is nowhere confident about
@@ -95,6 +96,27 @@ def main_organ(organ: np.ndarray, spacing_zyx: Sequence[float], bridge_mm: float
     if not core.any():  # everything thinner than the bridge: fall back to the plain rule
         return largest_component(organ)
     return largest_component(organ & within_mm(core, spacing_zyx, bridge_mm))
+
+
+def confident_organ(labels: np.ndarray, liver_prob: np.ndarray, spacing_zyx: Sequence[float],
+                    core_probability: float, core_mm: float) -> np.ndarray:
+    """Organ voxels far from where the network is sure of the liver go back to background.
+
+    The liver's own uncertain voxels form a thin shell at its surface, fissures and around
+    large tumors; a leak into a neighbour (full stomach, adrenal mass, spleen) is a thick region
+    of moderate liver probability (3-fold CV, ircadb-1.7: median 0.80 in the leak against 0.996
+    in the true liver). The core is the largest connected part of the organ whose liver
+    probability reaches ``core_probability``; organ voxels more than ``core_mm`` from it are
+    removed. ``core_probability`` 0 switches it off; returns new labels."""
+    organ = labels > BACKGROUND
+    if core_probability <= 0 or not organ.any():
+        return labels
+    core = largest_component(organ & (liver_prob >= core_probability))
+    if not core.any():  # nowhere sure: the plain threshold stands
+        return labels
+    out = labels.copy()
+    out[organ & ~within_mm(core, spacing_zyx, core_mm)] = BACKGROUND
+    return out
 
 
 def clean_labels(labels: np.ndarray, spacing_zyx: Sequence[float], min_tumor_ml: float = 0.1,
