@@ -257,3 +257,37 @@ def test_no_liver_in_the_coarse_stage_labels_nothing(tiny_model_dir, tmp_path, c
         labels = sitk.GetArrayFromImage(segment_ct(ct, model_dir=model, device="cpu"))
     assert not labels.any()
     assert "the coarse stage found no liver: nothing is labelled" in caplog.text
+
+
+def test_fine_stage_answers_only_near_the_coarse_liver(tiny_model_dir, tmp_path):
+    """roi.within_mm: the fine stage's probabilities beyond that distance of the coarse liver
+    (its largest component) are 0 — a heart or stomach inside the liver's box stays unlabelled;
+    within it, the fine stage's own answer stands (its surface detail, a bulging tumor)."""
+    from LiverLVTLib.segmentation.pipeline import _within_previous_liver
+
+    coarse = sitk.Image(40, 40, 40, sitk.sitkFloat32)
+    coarse.SetSpacing((3.0, 3.0, 3.0))
+    z, y, x = np.mgrid[:40, :40, :40]
+    previous = np.zeros((3, 40, 40, 40), np.float32)
+    previous[0] = (((z - 20) ** 2 + (y - 20) ** 2 + (x - 12) ** 2) < 8 ** 2) * 0.9  # 24 mm liver
+    previous[0][(z - 20) ** 2 + (y - 20) ** 2 + (x - 34) ** 2 < 3 ** 2] = 0.9       # an island
+    fine = sitk.Image(96, 96, 96, sitk.sitkFloat32)
+    fine.SetSpacing((1.25, 1.25, 1.25))
+    probs = np.ones((3, 96, 96, 96), np.float32)
+    roi = {"from": "coarse", "margin_mm": 20}
+    assert _within_previous_liver(probs, fine, (previous, coarse), roi, 0) is probs  # unset: the box alone
+    kept = _within_previous_liver(probs, fine, (previous, coarse), dict(roi, within_mm=10), 0)
+    zz, yy, xx = np.mgrid[:96, :96, :96] * 1.25  # voxel centres (mm); the liver's centre (60, 60, 36)
+    dist = np.sqrt((zz - 60) ** 2 + (yy - 60) ** 2 + (xx - 36) ** 2) - 24  # mm outside the liver
+    # (the coarse voxels make its surface uncertain by about 3 mm)
+    assert (kept[:, dist < 5] == 1).all(), "within 10 mm of the coarse liver the answer stands"
+    assert (kept[:, dist > 14] == 0).all(), "beyond it (and around the island) nothing is left"
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    card = json.loads((model / "model.json").read_text())
+    card["stages"][1]["roi"]["within_mm"] = 20
+    (model / "model.json").write_text(json.dumps(card))
+    assert load_card(model).stages[1].roi["within_mm"] == 20  # the card schema takes it
+    labels = sitk.GetArrayFromImage(segment_ct(ct_like(spacing=(1.7, 2.1, 4.0), size=(70, 60, 30)),
+                                               model_dir=model, device="cpu"))
+    assert labels.shape == (30, 60, 70)

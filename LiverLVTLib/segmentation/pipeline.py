@@ -32,6 +32,7 @@ from .postprocess import (
     tumor_mimics,
     unconfident_tumors,
     vessel_like_tumors,
+    within_mm,
 )
 from .vesselness import VesselPrior, prepare_prior, set_vessels
 
@@ -59,6 +60,23 @@ def _roi_box(previous: np.ndarray, previous_grid: sitk.Image, canon: sitk.Image,
     lo_xyz = np.clip(np.floor((low - origin) / spacing), 0, size - 1).astype(int)
     hi_xyz = np.clip(np.ceil((high - origin) / spacing) + 1, 1, size).astype(int)
     return lo_xyz[::-1], hi_xyz[::-1]
+
+
+def _within_previous_liver(probs: np.ndarray, grid: sitk.Image, previous, roi: dict,
+                           channel: int) -> np.ndarray:
+    """The stage's answer kept within ``roi.within_mm`` of the previous stage's liver (its
+    largest component at 0.5): probabilities farther out are set to 0. The fine stage is trained
+    on the liver's surroundings only (``train_roi_margin_mm``); the liver's box also holds the
+    heart above the dome, the spleen and stomach, where an equilibrium-phase blood pool at liver
+    HU was called liver (3-fold CV, radcttaceomics-1211-eqp: 450 mL of heart). Unset: the box
+    alone."""
+    within = roi.get("within_mm")
+    if within is None:
+        return probs
+    mask = sitk.GetImageFromArray(largest_component(previous[0][channel] >= 0.5).astype(np.uint8))
+    mask.CopyInformation(previous[1])
+    here = sitk.GetArrayFromImage(resample(mask, grid, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)) > 0
+    return probs * within_mm(here, grid.GetSpacing()[::-1], float(within))[None]
 
 
 def _extra_inputs(stage, grid: sitk.Image, previous, liver_channel: int) -> Optional[np.ndarray]:
@@ -103,6 +121,9 @@ def _stage_probabilities(card: ModelCard, canon: sitk.Image, device, tta: bool,
                         progress=progress, check=check,
                         cpu_precision=str(cfg.get("cpu_precision", "fp32")),
                         channels_last=bool(cfg.get("channels_last", False)), extra=extra)
+        if stage.roi and previous is not None:
+            probs = _within_previous_liver(probs, grid, previous, stage.roi,
+                                           channel_of.get(stage.roi.get("channel", "liver"), 0))
         previous = (probs, grid)
     return previous
 
