@@ -7,7 +7,11 @@
 #   tools/train_all.sh configs/lvt-unet-v7.json runs/all-v7   # shipped 2026-12-06 until v8
 #   INIT=runs/all-v7 COARSE_MIN=28 FINE_MIN=36 tools/train_all.sh configs/lvt-unet-v8.json runs/all-v8
 #     # the model shipped since 2026-12-06 (fifth session); stopped by a session end and resumed
-#     # with COARSE_MIN=16 FINE_MIN=20 (a resumed run's budget counts from the resume)
+#     # with COARSE_MIN=16 FINE_MIN=20 (a resumed run's budget counts from the resume); since
+#     # 2026-12-07 with the two liver rules in its card (runs/all-v8r: liver_core_probability,
+#     # roi.within_mm; the weights unchanged)
+#   INIT=runs/all-v8 COARSE_MIN=28 FINE_MIN=36 tools/train_all.sh configs/lvt-unet-v10.json runs/all-v10
+#     # recipe v10 (exophytic synthetic tumors), trained 2026-12-07, not shipped (card notes)
 # Cross-validation scores the recipe (tools/finetune_fold.sh, tools/train_cv_cpu_v3.sh); this
 # model can only be checked on what it never saw: the CT-only phase partners (when the recipe
 # does not borrow their labels), the demo phantom and CT outside ../shared:
