@@ -256,7 +256,7 @@ def _clean(labels: np.ndarray, probs: np.ndarray, pp: dict, threshold: float, sp
     """The model card's anatomical clean-up (see :mod:`.postprocess`)."""
     labels = vessel_like_tumors(labels, probs, float(pp.get("vessel_over_tumor_margin", -1)), threshold)
     labels = confident_organ(labels, probs[0], spacing_zyx, float(pp.get("liver_core_probability", 0.0)),
-                             float(pp.get("liver_core_mm", 8.0)))
+                             float(pp.get("liver_core_mm", 12.0)))
     labels = clean_labels(labels, spacing_zyx,
                           min_tumor_ml=float(pp.get("min_tumor_ml", 0.1)),
                           liver_margin_mm=float(pp.get("liver_margin_mm", 5.0)),
