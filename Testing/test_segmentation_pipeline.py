@@ -263,7 +263,7 @@ def test_fine_stage_answers_only_near_the_coarse_liver(tiny_model_dir, tmp_path)
     """roi.within_mm: the fine stage's probabilities beyond that distance of the coarse liver
     (its largest component) are 0 — a heart or stomach inside the liver's box stays unlabelled;
     within it, the fine stage's own answer stands (its surface detail, a bulging tumor)."""
-    from LiverLVTLib.segmentation.pipeline import _within_previous_liver
+    from LiverLVTLib.segmentation.pipeline import _previous_liver, _within_previous_liver
 
     coarse = sitk.Image(40, 40, 40, sitk.sitkFloat32)
     coarse.SetSpacing((3.0, 3.0, 3.0))
@@ -275,8 +275,9 @@ def test_fine_stage_answers_only_near_the_coarse_liver(tiny_model_dir, tmp_path)
     fine.SetSpacing((1.25, 1.25, 1.25))
     probs = np.ones((3, 96, 96, 96), np.float32)
     roi = {"from": "coarse", "margin_mm": 20}
-    assert _within_previous_liver(probs, fine, (previous, coarse), roi, 0) is probs  # unset: the box alone
-    kept = _within_previous_liver(probs, fine, (previous, coarse), dict(roi, within_mm=10), 0)
+    liver = _previous_liver((previous, coarse), 0)
+    assert _within_previous_liver(probs, fine, liver, coarse, roi) is probs  # unset: the box alone
+    kept = _within_previous_liver(probs, fine, liver, coarse, dict(roi, within_mm=10))
     zz, yy, xx = np.mgrid[:96, :96, :96] * 1.25  # voxel centres (mm); the liver's centre (60, 60, 36)
     dist = np.sqrt((zz - 60) ** 2 + (yy - 60) ** 2 + (xx - 36) ** 2) - 24  # mm outside the liver
     # (the coarse voxels make its surface uncertain by about 3 mm)

@@ -39,11 +39,15 @@ from .vesselness import VesselPrior, prepare_prior, set_vessels
 log = logging.getLogger("liverlvt")
 
 
-def _roi_box(previous: np.ndarray, previous_grid: sitk.Image, canon: sitk.Image, roi: dict,
-             channel: int):
-    """Index box in ``canon`` around the previous stage's largest liver component + margin.
-    None when the previous stage found no liver."""
-    mask = largest_component(previous[channel] >= 0.5)
+def _previous_liver(previous, channel: int) -> np.ndarray:
+    """The previous stage's liver: the largest component of its channel at 0.5, on its grid.
+    The roi stage's box and its ``within_mm`` zone are both taken around it."""
+    return largest_component(previous[0][channel] >= 0.5)
+
+
+def _roi_box(mask: np.ndarray, previous_grid: sitk.Image, canon: sitk.Image, roi: dict):
+    """Index box in ``canon`` around the previous stage's liver (``mask`` on ``previous_grid``)
+    + margin. None when the previous stage found no liver."""
     if not mask.any():
         return None
     zyx = np.argwhere(mask)
@@ -62,10 +66,10 @@ def _roi_box(previous: np.ndarray, previous_grid: sitk.Image, canon: sitk.Image,
     return lo_xyz[::-1], hi_xyz[::-1]
 
 
-def _within_previous_liver(probs: np.ndarray, grid: sitk.Image, previous, roi: dict,
-                           channel: int) -> np.ndarray:
-    """The stage's answer kept within ``roi.within_mm`` of the previous stage's liver (its
-    largest component at 0.5): probabilities farther out are set to 0. The fine stage is trained
+def _within_previous_liver(probs: np.ndarray, grid: sitk.Image, liver: np.ndarray,
+                           previous_grid: sitk.Image, roi: dict) -> np.ndarray:
+    """The stage's answer kept within ``roi.within_mm`` of the previous stage's liver
+    (:func:`_previous_liver`, on ``previous_grid``): probabilities farther out are set to 0. The fine stage is trained
     on the liver's surroundings only (``train_roi_margin_mm``); the liver's box also holds the
     heart above the dome, the spleen and stomach, where an equilibrium-phase blood pool at liver
     HU was called liver (3-fold CV, radcttaceomics-1211-eqp: 450 mL of heart). Unset: the box
@@ -73,8 +77,8 @@ def _within_previous_liver(probs: np.ndarray, grid: sitk.Image, previous, roi: d
     within = roi.get("within_mm")
     if within is None:
         return probs
-    mask = sitk.GetImageFromArray(largest_component(previous[0][channel] >= 0.5).astype(np.uint8))
-    mask.CopyInformation(previous[1])
+    mask = sitk.GetImageFromArray(liver.astype(np.uint8))
+    mask.CopyInformation(previous_grid)
     here = sitk.GetArrayFromImage(resample(mask, grid, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)) > 0
     return probs * within_mm(here, grid.GetSpacing()[::-1], float(within))[None]
 
@@ -101,10 +105,10 @@ def _stage_probabilities(card: ModelCard, canon: sitk.Image, device, tta: bool,
     previous = None
     for stage in card.stages:
         check()
-        source = canon
+        source, liver = canon, None
         if stage.roi and previous is not None:
-            box = _roi_box(previous[0], previous[1], canon,
-                           stage.roi, channel_of.get(stage.roi.get("channel", "liver"), 0))
+            liver = _previous_liver(previous, channel_of.get(stage.roi.get("channel", "liver"), 0))
+            box = _roi_box(liver, previous[1], canon, stage.roi)
             if box is None:
                 # a stage that reads the previous stage's liver box was trained on the liver's
                 # surroundings only (train_roi_margin_mm): with no liver found there is nothing
@@ -121,9 +125,8 @@ def _stage_probabilities(card: ModelCard, canon: sitk.Image, device, tta: bool,
                         progress=progress, check=check,
                         cpu_precision=str(cfg.get("cpu_precision", "fp32")),
                         channels_last=bool(cfg.get("channels_last", False)), extra=extra)
-        if stage.roi and previous is not None:
-            probs = _within_previous_liver(probs, grid, previous, stage.roi,
-                                           channel_of.get(stage.roi.get("channel", "liver"), 0))
+        if liver is not None:
+            probs = _within_previous_liver(probs, grid, liver, previous[1], stage.roi)
         previous = (probs, grid)
     return previous
 

@@ -200,7 +200,8 @@ def _exophytic_sites(hu, liver, eligible, parenchyma, spacing, cfg, wanted: bool
     """Centres for exophytic tumors (eligible liver voxels within ``surface_mm`` of the liver
     surface) and the tissue outside the liver they may fill: soft tissue and fat, not air, lung,
     bone or enhancing organs and vessels (HU -150 .. parenchyma + vessel_keep_hu, or up to
-    ``exophytic_fill_max_hu``: -20 keeps to fat). None when the option is off or the patch draws no medium / large tumor (``wanted``)."""
+    ``exophytic_fill_max_hu``: -20 keeps to fat). None when the option is off or the patch
+    draws no medium / large tumor (``wanted``)."""
     if cfg.exophytic_probability <= 0 or not wanted:
         return eligible.new_zeros((0, 3), dtype=torch.long), None
     inner = ~within_voxels(~liver, [cfg.surface_mm / s for s in spacing])
