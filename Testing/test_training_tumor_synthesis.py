@@ -89,6 +89,22 @@ def test_phase_appearance_as_configured():
     assert np.mean(equilibrium) > np.mean(portal)
 
 
+def test_hyper_enhancing_share_is_configurable_by_phase():
+    cfg = TumorSynthesisConfig.from_dict({"hyper_probability": {"portal-venous": 0.5}})
+    assert cfg.hyper_probability["arterial"] == 0.7, "phases left out keep their default"
+    g = gen(4)
+    portal = [appearance("portal-venous", PARENCHYMA_HU, g, cfg.hyper_probability)["mean"]
+              for _ in range(300)]
+    assert 0.4 < np.mean([m > PARENCHYMA_HU for m in portal]) < 0.6
+    never = TumorSynthesisConfig.from_dict({"hyper_probability": {"arterial": 0.0}})
+    arterial = [appearance("arterial", PARENCHYMA_HU, g, never.hyper_probability)["mean"]
+                for _ in range(100)]
+    assert all(m < PARENCHYMA_HU for m in arterial)
+    for bad in ({"delayed": 0.2}, {"arterial": 1.5}):
+        with pytest.raises(ValueError, match="hyper_probability"):
+            TumorSynthesisConfig.from_dict({"hyper_probability": bad})
+
+
 def test_deterministic_with_a_seed_and_different_across_seeds():
     hu, target = liver_patch()
     cfg = TumorSynthesisConfig(probability=1.0)

@@ -46,6 +46,9 @@ SIZE_CLASSES: Dict[str, Tuple[float, Tuple[int, int]]] = {
     "tiny": (4.0, (3, 10)), "small": (8.0, (3, 10)), "medium": (16.0, (2, 5)), "large": (32.0, (1, 3))}
 MEDIUM_MM = SIZE_CLASSES["medium"][0]  # medium and large tumors may be necrotic or exophytic
 PHASES = ("arterial", "portal-venous", "equilibrium")
+# share of hyper-enhancing tumors by phase: arterial-phase hyper-enhancement of HCC (LI-RADS v2018
+# major feature "APHE"); portal-venous and equilibrium tumors default to hypo-attenuation / washout
+HYPER_PROBABILITY = {"arterial": 0.7, "portal-venous": 0.0, "equilibrium": 0.0}
 
 
 @dataclass
@@ -67,6 +70,9 @@ class TumorSynthesisConfig:
     exophytic_fill_max_hu: Optional[float] = None  # outside tissue they may fill: HU below this
     #   (None: parenchyma + vessel_keep_hu, soft tissue and fat; -20: fat only, so adjacent
     #   organs such as stomach, bowel, adrenal glands and kidneys stay outside the tumor)
+    hyper_probability: Dict[str, float] = field(default_factory=lambda: dict(HYPER_PROBABILITY))
+    #   by phase; a portal-venous share stands for hypervascular lesions that stay bright (HCC,
+    #   neuroendocrine and renal-cell metastases); phases left out keep the defaults
 
     @classmethod
     def from_dict(cls, data: Optional[dict]) -> "TumorSynthesisConfig":
@@ -74,6 +80,12 @@ class TumorSynthesisConfig:
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown tumor_synthesis keys: {sorted(unknown)}")
+        if "hyper_probability" in data:
+            hyper = dict(data["hyper_probability"])
+            if set(hyper) - set(PHASES) or not all(0 <= float(v) <= 1 for v in hyper.values()):
+                raise ValueError(f"tumor_synthesis hyper_probability: phases {list(PHASES)}, "
+                                 f"values 0-1; got {hyper}")
+            data["hyper_probability"] = {**HYPER_PROBABILITY, **{k: float(v) for k, v in hyper.items()}}
         return cls(**data)
 
 
@@ -129,13 +141,15 @@ def noise_texture(shape: Sequence[int], gen: torch.Generator) -> torch.Tensor:
     return (t - t.mean()) / t.std().clamp_min(1e-6)
 
 
-def appearance(phase: Optional[str], parenchyma: float, gen: torch.Generator) -> dict:
-    """HU offset from the parenchyma, texture amplitude and rim, by contrast phase."""
+def appearance(phase: Optional[str], parenchyma: float, gen: torch.Generator,
+               hyper: Optional[Dict[str, float]] = None) -> dict:
+    """HU offset from the parenchyma, texture amplitude and rim, by contrast phase; ``hyper``:
+    the share of hyper-enhancing tumors by phase (default :data:`HYPER_PROBABILITY`)."""
     phase = phase if phase in PHASES else PHASES[_randint(gen, 0, 2)]
     r = _u(gen, 0, 1)
     # contrasts stay visible (Hu et al. draw 65-145 HU): a tumor labelled where the image shows
     # none teaches the tumor channel to fire on plain parenchyma
-    if phase == "arterial" and r < 0.7:    # HCC arterial phase hyper-enhancement
+    if r < (hyper or HYPER_PROBABILITY).get(phase, 0.0):  # hyper-enhancing (arterial: APHE)
         offset = _u(gen, 25, 80)
     elif phase == "equilibrium":           # washout
         offset = -_u(gen, 20, 60)
@@ -165,7 +179,7 @@ def _one_tumor(hu, keep, liver_ok, centre_vox, radius_mm, spacing, phase, parenc
     if cyst:
         return _paint(hu, keep, liver_ok[box], box, inside, _u(gen, 0, 20) + _u(gen, 1, 4) * tex,
                       _u(gen, 0.4, 0.7))
-    look = appearance(phase, parenchyma, gen)
+    look = appearance(phase, parenchyma, gen, cfg.hyper_probability)
     tumor_hu = look["mean"] + look["texture"] * tex
     large = radius_mm >= MEDIUM_MM
     if large and _u(gen, 0, 1) < cfg.necrosis_probability:  # necrotic, near-fluid core
