@@ -7,6 +7,12 @@ Lesion sensitivity and precision are pooled over the cases (lesions found / refe
 true / predicted lesions), not means of per-case ratios, so a case with one lesion does not
 weigh like one with seven. Several files (e.g. one per fold or per rule variant of the same
 cases) are pooled case by case; a case seen twice counts once (the last file wins).
+
+The bar's CT-only line ("in CT-only cases from cohorts where every patient has a liver tumor, at
+least one tumor found in each"): every evaluated CT-only phase whose labelled phase partner
+(same study and day) holds a tumor; its predicted tumors are counted, and those within
+``NEAR_MM`` of the partner's tumor labels (nearest-neighbour in physical space; the phases are
+near-registered, minutes apart) count as found: a false find elsewhere does not pass.
 """
 from __future__ import annotations
 
@@ -14,12 +20,21 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+import SimpleITK as sitk
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from LiverLVTLib.core.manifest import load_manifest, partner_labelled_cases  # noqa: E402
+from LiverLVTLib.evaluation.metrics import class_mask, components  # noqa: E402
+
 # the bar (issue 10, "Bar"): on unseen real CT
 BAR = {"liver Dice": 0.93, "tumor Dice (portal-venous/arterial)": 0.50,
        "lesion sensitivity (portal-venous/arterial)": 0.80, "lesion precision (portal-venous/arterial)": 0.50,
        "vessel Dice": 0.40}
 MAX_PAIR_PERCENT = 5.0
 BAR_PHASES = ("portal-venous", "arterial")
+NEAR_MM = 10.0  # a predicted tumor this close to the partner phase's labelled tumor is "near"
 
 
 def pooled(cases: dict, info: dict, phases=None) -> dict:
@@ -44,14 +59,40 @@ def pooled(cases: dict, info: dict, phases=None) -> dict:
             "precision": true / predicted if predicted else None}
 
 
+def ct_only_tumors(result: dict) -> list:
+    """(case, predicted tumors, how many lie within NEAR_MM of the partner's tumor) for every
+    evaluated CT-only phase whose labelled partner holds a tumor."""
+    rows = []
+    manifest = load_manifest(result["manifest"])
+    for entry in partner_labelled_cases(manifest):
+        prediction = result["case_info"].get(entry["id"], {}).get("prediction")
+        if "tumor" not in entry["annotated"] or not prediction or not Path(prediction).is_file():
+            continue
+        pred = sitk.ReadImage(prediction)
+        partner = sitk.Resample(sitk.ReadImage(str(Path(manifest["_root"]) / entry["labels"])), pred,
+                                sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+        reference = class_mask(sitk.GetArrayFromImage(partner), "tumor")
+        if not reference.any():
+            continue  # the study holds no liver tumor: not a tumor-cohort case
+        ref_image = sitk.GetImageFromArray(reference.astype(np.uint8))
+        ref_image.CopyInformation(pred)
+        distance = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(
+            ref_image, insideIsPositive=False, squaredDistance=False, useImageSpacing=True))
+        cc, n = components(class_mask(sitk.GetArrayFromImage(pred), "tumor"))
+        near = len(set(np.unique(cc[(distance <= NEAR_MM) & (cc > 0)]).tolist()))
+        rows.append((entry["id"], n, near))
+    return rows
+
+
 def _ratio(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
 def main(paths) -> int:
-    cases, info, pairs = {}, {}, {}
+    cases, info, pairs, ct_only = {}, {}, {}, {}
     for path in paths:
         result = json.loads(Path(path).read_text())
+        ct_only.update({row[0]: row[1:] for row in ct_only_tumors(result)})
         cases.update(result["cases"])
         info.update(result["case_info"])
         pairs.update({(p["a"], p["b"]): p["liver_volume_diff_percent"] for p in result.get("phase_pairs", [])})
@@ -77,6 +118,9 @@ def main(paths) -> int:
     for (a, b), diff in pairs.items():
         verdict = "PASS" if diff <= MAX_PAIR_PERCENT else "FAIL"
         print(f"{verdict:4s} phase pair {a} / {b}: liver volumes differ by {diff:.1f} % (bar <= {MAX_PAIR_PERCENT})")
+    for cid, (n, near) in sorted(ct_only.items()):
+        print(f"{'PASS' if near else 'FAIL':4s} CT-only tumor-cohort case {cid}: {n} tumor(s) predicted, "
+              f"{near} within {NEAR_MM:g} mm of the partner phase's labelled tumor (bar >= 1)")
     return 0
 
 
