@@ -41,7 +41,9 @@ def stage_lines(card: dict) -> list:
             + (f"; runs in the box of the '{stage['roi']['from']}' liver + {stage['roi']['margin_mm']} mm"
                if stage.get("roi") else "; runs on the whole CT")
             + f". Trained {record.get('iterations', '?')} iterations in {record.get('seconds', 0) / 60:.0f} min"
-            + ("" if record.get("complete", True) else " (stopped by its time budget)") + ".")
+            + ("" if record.get("complete", True) else " (stopped by its time budget)") + "."
+            + (f" Weights: the mean of {len(stage['soup_of'])} runs' (a uniform model soup): "
+               + ", ".join(f"`{run}`" for run in stage["soup_of"]) + "." if stage.get("soup_of") else ""))
     return lines
 
 
