@@ -54,6 +54,9 @@
 #   V3_A=runs/v7c-a STAGES=fine MINUTES=36 tools/finetune_fold.sh a configs/lvt-unet-v10.json runs/v10-a
 #   V3_B=runs/v7c-b STAGES=fine MINUTES=36 tools/finetune_fold.sh b1 configs/lvt-unet-v10.json runs/v10-b1
 # Recipe v11 (v10 with hard_negative_prob 0.35 in the fine stage) alike, into runs/v11-a / runs/v11-b1.
+# Recipes v12 / v13 (more small and hyper-enhancing synthetic tumors) alike on v8's coarse stages
+# (copy runs/v8-X's coarse files and the fold's v7c fine.pt into runs/v12-X), folds a, b1 and b2;
+# the shipped soup per fold: tools/soup.py --stage fine --runs runs/v8r-X runs/v12-X --out runs/soup12-X
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FOLD=${1:?usage: $0 a|b|a1|a2|b1|b2 CONFIG OUT}

@@ -12,6 +12,12 @@
 #     # roi.within_mm; the weights unchanged)
 #   INIT=runs/all-v8 COARSE_MIN=28 FINE_MIN=36 tools/train_all.sh configs/lvt-unet-v10.json runs/all-v10
 #     # recipe v10 (exophytic synthetic tumors), trained 2026-12-07, not shipped (card notes)
+#   recipe v12's fine stage alone (all-v8's coarse files and all-v7's fine.pt copied into
+#   runs/all-v12), 36 min on 1 thread:
+#     liverlvt train --manifest M --config configs/lvt-unet-v12.json --out runs/all-v12 \
+#       --init-from runs/all-v7 --stages fine --max-minutes 36
+#   the model shipped since 2026-12-07 (seventh session), a fine-stage soup of the two:
+#     tools/soup.py --stage fine --runs runs/all-v8r runs/all-v12 --out runs/all-s12
 # Cross-validation scores the recipe (tools/finetune_fold.sh, tools/train_cv_cpu_v3.sh); this
 # model can only be checked on what it never saw: the CT-only phase partners (when the recipe
 # does not borrow their labels), the demo phantom and CT outside ../shared:
