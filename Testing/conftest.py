@@ -2,6 +2,7 @@
 random-weight model folder for plumbing tests (never presented as a result)."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import locale
 import os
@@ -107,3 +108,15 @@ def phantom_manifest(tmp_path):
         return data / "manifest.json", ph
 
     return make
+
+
+@pytest.fixture(scope="session")
+def load_tool():
+    """Import a script of tools/ by name (tools/ is not a package): load_tool("soup")."""
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load

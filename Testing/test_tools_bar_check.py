@@ -1,20 +1,10 @@
 """tools/bar_check.py's CT-only line: a CT-only phase of a tumor study passes only when a predicted
 tumor lies near the tumor labelled in its partner phase, not for any find elsewhere."""
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "bar_check.py"
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("bar_check", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _labels(path: Path, tumor_at=None) -> Path:
@@ -45,16 +35,16 @@ def _result(tmp_path: Path, predicted_tumor_at) -> dict:
             "case_info": {"s-eqp": {"phase": "equilibrium", "scored": False, "prediction": str(prediction)}}}
 
 
-def test_a_tumor_near_the_partners_tumor_counts(tmp_path):
-    rows = _tool().ct_only_tumors(_result(tmp_path, predicted_tumor_at=(12, 11, 10)))
+def test_a_tumor_near_the_partners_tumor_counts(tmp_path, load_tool):
+    rows = load_tool("bar_check").ct_only_tumors(_result(tmp_path, predicted_tumor_at=(12, 11, 10)))
     assert rows == [("s-eqp", 1, 1)]
 
 
-def test_a_tumor_elsewhere_is_predicted_but_not_found(tmp_path):
-    rows = _tool().ct_only_tumors(_result(tmp_path, predicted_tumor_at=(26, 26, 26)))
+def test_a_tumor_elsewhere_is_predicted_but_not_found(tmp_path, load_tool):
+    rows = load_tool("bar_check").ct_only_tumors(_result(tmp_path, predicted_tumor_at=(26, 26, 26)))
     assert rows == [("s-eqp", 1, 0)], "30 mm away from the partner's tumor is not a find"
 
 
-def test_no_tumor_predicted_is_no_find(tmp_path):
-    rows = _tool().ct_only_tumors(_result(tmp_path, predicted_tumor_at=None))
+def test_no_tumor_predicted_is_no_find(tmp_path, load_tool):
+    rows = load_tool("bar_check").ct_only_tumors(_result(tmp_path, predicted_tumor_at=None))
     assert rows == [("s-eqp", 0, 0)]

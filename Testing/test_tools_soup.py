@@ -1,6 +1,5 @@
 """tools/soup.py: one stage's weights averaged over runs, the card's sha256 rewritten, the other
 stages and the source runs left as they were."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -8,15 +7,6 @@ import pytest
 import torch
 
 from LiverLVTLib.segmentation.model import sha256_file
-
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "soup.py"
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("soup", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _run(folder: Path, value: float, shape=(2, 3)) -> Path:
@@ -29,11 +19,11 @@ def _run(folder: Path, value: float, shape=(2, 3)) -> Path:
     return folder
 
 
-def test_the_stage_is_averaged_and_its_checksum_rewritten(tmp_path):
+def test_the_stage_is_averaged_and_its_checksum_rewritten(tmp_path, load_tool):
     a, b = _run(tmp_path / "a", 1.0), _run(tmp_path / "b", 3.0)
     before = sha256_file(a / "fine.pt")
     out = tmp_path / "soup"
-    assert _tool().main(["--stage", "fine", "--runs", str(a), str(b), "--out", str(out)]) == 0
+    assert load_tool("soup").main(["--stage", "fine", "--runs", str(a), str(b), "--out", str(out)]) == 0
     state = torch.load(out / "fine.pt", weights_only=True)
     assert torch.allclose(state["w"], torch.full((2, 3), 2.0)) and int(state["steps"]) == 7
     card = json.loads((out / "model.json").read_text())
@@ -43,10 +33,10 @@ def test_the_stage_is_averaged_and_its_checksum_rewritten(tmp_path):
     assert sha256_file(a / "fine.pt") == before, "the source run is untouched"
 
 
-def test_different_networks_and_an_existing_folder_are_refused(tmp_path):
+def test_different_networks_and_an_existing_folder_are_refused(tmp_path, load_tool):
     a, b = _run(tmp_path / "a", 1.0), _run(tmp_path / "b", 3.0, shape=(3, 3))
     with pytest.raises(SystemExit, match="differ"):
-        _tool().main(["--stage", "fine", "--runs", str(a), str(b), "--out", str(tmp_path / "soup")])
+        load_tool("soup").main(["--stage", "fine", "--runs", str(a), str(b), "--out", str(tmp_path / "soup")])
     assert not (tmp_path / "soup").exists(), "a refused soup leaves no folder behind"
     with pytest.raises(SystemExit, match="exists"):
-        _tool().main(["--stage", "fine", "--runs", str(a), str(a), "--out", str(b)])
+        load_tool("soup").main(["--stage", "fine", "--runs", str(a), str(a), "--out", str(b)])
