@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from LiverLVTLib.segmentation.model import sha256_file  # noqa: E402
+from LiverLVTLib.segmentation.model import write_card  # noqa: E402
 
 
 def average(states: list) -> dict:
@@ -49,9 +49,8 @@ def main(argv=None) -> int:
     soup = average(states)  # before anything is written: a refused soup leaves no folder
     shutil.copytree(args.runs[0], args.out, ignore=shutil.ignore_patterns("checkpoints"))
     torch.save(soup, args.out / stage["weights"])
-    stage["sha256"] = sha256_file(args.out / stage["weights"])
     stage["soup_of"] = [str(run) for run in args.runs]
-    (args.out / "model.json").write_text(json.dumps(card, indent=1) + "\n")
+    write_card(args.out, card)  # atomically, each stage's sha256 from its weights file
     print(f"{args.out}: stage '{args.stage}' averaged over {len(states)} runs")
     return 0
 

@@ -69,11 +69,11 @@ def _roi_box(mask: np.ndarray, previous_grid: sitk.Image, canon: sitk.Image, roi
 def _within_previous_liver(probs: np.ndarray, grid: sitk.Image, liver: np.ndarray,
                            previous_grid: sitk.Image, roi: dict) -> np.ndarray:
     """The stage's answer kept within ``roi.within_mm`` of the previous stage's liver
-    (:func:`_previous_liver`, on ``previous_grid``): probabilities farther out are set to 0. The fine stage is trained
-    on the liver's surroundings only (``train_roi_margin_mm``); the liver's box also holds the
-    heart above the dome, the spleen and stomach, where an equilibrium-phase blood pool at liver
-    HU was called liver (3-fold CV, radcttaceomics-1211-eqp: 450 mL of heart). Unset: the box
-    alone."""
+    (:func:`_previous_liver`, on ``previous_grid``): probabilities farther out are set to 0.
+    The fine stage is trained on the liver's surroundings only (``train_roi_margin_mm``); the
+    liver's box also holds the heart above the dome, the spleen and stomach, where an
+    equilibrium-phase blood pool at liver HU was called liver (3-fold CV,
+    radcttaceomics-1211-eqp: 450 mL of heart). Unset: the box alone."""
     within = roi.get("within_mm")
     if within is None:
         return probs
