@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from LiverLVTLib.core.labels import LIVER, TUMOR, VESSEL
+from LiverLVTLib.core.labels import BACKGROUND, LIVER, TUMOR, VESSEL
 from LiverLVTLib.segmentation.postprocess import (
     clean_labels,
     confident_organ,
     exclusive_labels,
+    fill_tumors,
     grow_tumors,
     liver_contact,
     main_organ,
@@ -159,6 +160,29 @@ def test_tumor_mimics_take_back_extrahepatic_and_enhancing_candidates_only():
     assert (hyper[30:36, 30:36, 30:36] == TUMOR).all()
 
 
+def test_fluid_beside_the_liver_is_no_tumor_but_an_intrahepatic_cyst_is_kept():
+    shape = (40, 40, 60)
+    labels = np.zeros(shape, np.uint8)
+    labels[:, :, :40] = LIVER
+    hu = np.full(shape, 110.0, np.float32)                 # portal-venous parenchyma
+    probs = np.zeros((3,) + shape, np.float32)
+    probs[0][:, :, :40] = 1.0
+    bladder = np.zeros(shape, bool)
+    bladder[14:26, 14:26, 33:45] = True                   # gallbladder: 7 of 12 columns in the liver
+    cyst = np.zeros(shape, bool)
+    cyst[14:22, 14:22, 10:18] = True                      # simple cyst wrapped in liver
+    solid = np.zeros(shape, bool)
+    solid[28:36, 28:36, 34:46] = True                     # solid hypo tumor at the edge
+    for mask, value in ((bladder, 8.0), (cyst, 5.0), (solid, 60.0)):
+        labels[mask], hu[mask] = TUMOR, value
+    assert 0.45 < liver_contact(bladder, labels) < 0.7     # passes the plain contact rule
+    out = tumor_mimics(labels, probs, hu, min_liver_contact=0.45, fluid=(20.0, 0.7))
+    assert not (out[bladder] == TUMOR).any()
+    assert (out[bladder & (probs[0] >= 0.5)] == LIVER).all() and (out[bladder & (probs[0] < 0.5)] == 0).all()
+    assert (out[cyst] == TUMOR).all() and (out[solid] == TUMOR).all()
+    assert (tumor_mimics(labels, probs, hu, min_liver_contact=0.45)[bladder] == TUMOR).all()  # off
+
+
 def test_tumor_candidates_without_a_confident_core_go_back_to_parenchyma():
     labels = np.full((40, 40, 40), LIVER, np.uint8)
     probs = np.zeros((3,) + labels.shape, np.float32)
@@ -198,3 +222,29 @@ def test_tumor_hysteresis_low_end_grows_kept_lesions_only():
     assert not (out[lone] == TUMOR).any()
     assert np.array_equal(grow_tumors(labels, probs, low=0.35, spacing_zyx=SPACING), labels)  # rim under it
     assert np.array_equal(grow_tumors(labels, probs, low=0.0, spacing_zyx=SPACING), labels)   # off
+
+
+def test_tumor_fill_takes_in_what_a_lesion_encloses_inside_the_organ_only():
+    shape = (24, 48, 64)
+    labels = np.zeros(shape, np.uint8)
+    labels[sphere(shape, (12, 24, 20), 20)] = LIVER
+    shell = sphere(shape, (12, 24, 20), 10) & ~sphere(shape, (12, 24, 20), 6)
+    centre = sphere(shape, (12, 24, 20), 6)
+    labels[shell] = TUMOR
+    labels[centre & sphere(shape, (12, 24, 20), 3)] = VESSEL  # an intratumoral artery
+    # an open C (a 3 mm slit through the ring) closes with the ball
+    ring = sphere(shape, (12, 24, 46), 9) & ~sphere(shape, (12, 24, 46), 5)
+    gap = np.zeros(shape, bool)
+    gap[:, 24:, 45:48] = True
+    labels[sphere(shape, (12, 24, 46), 14)] = LIVER
+    labels[ring & ~gap] = TUMOR
+    labels[sphere(shape, (12, 24, 46), 2)] = BACKGROUND  # no organ here: stays outside
+    out = fill_tumors(labels, SPACING, closing_mm=4.0)
+    assert (out[centre] == TUMOR).all()                       # ring filled, artery included
+    inner_c = sphere(shape, (12, 24, 46), 5) & ~sphere(shape, (12, 24, 46), 2)
+    assert (out[inner_c & ~gap] == TUMOR).all()
+    assert (out[sphere(shape, (12, 24, 46), 2)] == 0).all()   # never over background
+    assert (out[labels == LIVER] != TUMOR).sum() < (labels == LIVER).sum()  # parenchyma kept
+    outside = sphere(shape, (12, 24, 20), 20) & ~sphere(shape, (12, 24, 20), 12)
+    assert not (out[:, :, :30][outside[:, :, :30]] == TUMOR).any()  # nothing grows outward
+    assert np.array_equal(fill_tumors(labels, SPACING, closing_mm=0.0), labels)  # off

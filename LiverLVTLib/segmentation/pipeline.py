@@ -27,6 +27,7 @@ from .postprocess import (
     confident_organ,
     drop_small_tumors,
     exclusive_labels,
+    fill_tumors,
     grow_tumors,
     largest_component,
     tumor_mimics,
@@ -266,9 +267,11 @@ def _clean(labels: np.ndarray, probs: np.ndarray, pp: dict, threshold: float, sp
                           tumor_opening_radius_mm=float(pp.get("tumor_opening_radius_mm", 0.0)),
                           keep_largest=bool(pp.get("keep_largest", True)),
                           liver_bridge_mm=float(pp.get("liver_bridge_mm", 0.0)))
-    excess = pp.get("tumor_max_excess_hu")
+    excess, fluid_hu = pp.get("tumor_max_excess_hu"), pp.get("tumor_fluid_max_hu")
+    fluid = None if fluid_hu is None else (float(fluid_hu), float(pp.get("tumor_fluid_max_liver_contact", 0.7)))
     labels = tumor_mimics(labels, probs, hu, float(pp.get("tumor_min_liver_contact", -1.0)),
-                          None if excess is None else float(excess), threshold)
+                          None if excess is None else float(excess), threshold, fluid)
     labels = unconfident_tumors(labels, probs, float(pp.get("tumor_min_peak_probability", 0.0)))
-    return grow_tumors(labels, probs, float(pp.get("tumor_grow_probability", 0.0)), spacing_zyx,
-                       float(pp.get("tumor_grow_margin_mm", pp.get("liver_margin_mm", 5.0))))
+    labels = grow_tumors(labels, probs, float(pp.get("tumor_grow_probability", 0.0)), spacing_zyx,
+                         float(pp.get("tumor_grow_margin_mm", pp.get("liver_margin_mm", 5.0))))
+    return fill_tumors(labels, spacing_zyx, float(pp.get("tumor_fill_mm", 0.0)))

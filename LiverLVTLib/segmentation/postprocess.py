@@ -11,7 +11,7 @@ parenchyma; tumor candidates that are extrahepatic structures or enhancing vesse
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import cc3d
 import numpy as np
@@ -164,7 +164,7 @@ def liver_contact(component: np.ndarray, labels: np.ndarray, shell_voxels: int =
 
 def tumor_mimics(labels: np.ndarray, probs: np.ndarray, hu: np.ndarray,
                  min_liver_contact: float = -1.0, max_excess_hu: Optional[float] = None,
-                 threshold: float = 0.5) -> np.ndarray:
+                 threshold: float = 0.5, fluid: Optional[Tuple[float, float]] = None) -> np.ndarray:
     """Take back tumor candidates that are not liver tumors; returns new labels.
 
     - Extrahepatic structures (gallbladder, right kidney, bowel under the liver): a liver tumor
@@ -177,10 +177,17 @@ def tumor_mimics(labels: np.ndarray, probs: np.ndarray, hu: np.ndarray,
       data reads +23 to +31 HU (median) above it, while contrast-filled veins read +50 to +120 HU. A
       candidate whose median HU exceeds the parenchyma median by more than ``max_excess_hu``
       becomes vessel where the vessel channel is on (else liver / background as the liver channel
-      says). ``min_liver_contact < 0`` and ``max_excess_hu None`` switch the rules off.
+      says).
+    - Fluid beside the liver (gallbladder bile, a fluid-filled stomach or duodenum): water density
+      (0-20 HU; solid tumors enhance above it) on a candidate only partly surrounded by liver.
+      ``fluid = (max_hu, max_liver_contact)``: a candidate whose median HU is at most ``max_hu``
+      and whose liver contact is under ``max_liver_contact`` becomes background (liver where the
+      liver channel is on); intrahepatic cysts and necrotic cores, wrapped in liver, stay. In the
+      3-fold CV the false candidates it takes back read 2-20 HU with 58-62 % liver contact.
+    ``min_liver_contact < 0``, ``max_excess_hu None`` and ``fluid None`` switch the rules off.
     """
     tumor = labels == TUMOR
-    if not tumor.any() or (min_liver_contact < 0 and max_excess_hu is None):
+    if not tumor.any() or (min_liver_contact < 0 and max_excess_hu is None and fluid is None):
         return labels
     out = labels.copy()
     parenchyma = labels == LIVER
@@ -191,11 +198,14 @@ def tumor_mimics(labels: np.ndarray, probs: np.ndarray, hu: np.ndarray,
             continue
         box = tuple(slice(max(0, s.start - 3), s.stop + 3) for s in box)
         component = comps[box] == index
+        contact = liver_contact(component, labels[box])
+        median_hu = float(np.median(hu[box][component]))
         mimic = None
-        if min_liver_contact >= 0 and liver_contact(component, labels[box]) < min_liver_contact:
+        if min_liver_contact >= 0 and contact < min_liver_contact:
             mimic = BACKGROUND
-        elif (max_excess_hu is not None and reference_hu is not None
-              and float(np.median(hu[box][component])) > reference_hu + max_excess_hu):
+        elif fluid is not None and median_hu <= fluid[0] and contact < fluid[1]:
+            mimic = BACKGROUND
+        elif max_excess_hu is not None and reference_hu is not None and median_hu > reference_hu + max_excess_hu:
             mimic = VESSEL
         if mimic is None:
             continue
@@ -251,4 +261,33 @@ def grow_tumors(labels: np.ndarray, probs: np.ndarray, low: float, spacing_zyx: 
     seeded = np.unique(comps[tumor])
     out = labels.copy()
     out[np.isin(comps, seeded[seeded > 0])] = TUMOR
+    return out
+
+
+def fill_tumors(labels: np.ndarray, spacing_zyx: Sequence[float], closing_mm: float) -> np.ndarray:
+    """A tumor is one solid lesion: what it encloses belongs to it. Enhancing septa, intratumoral
+    arteries and the mosaic of an HCC (LI-RADS v2018 ancillary features "nodule-in-nodule",
+    "mosaic architecture") and the bright rim of a colorectal metastasis pull the network's tumor
+    channel towards vessel or parenchyma inside the lesion, leaving a ring or a C. Each tumor
+    component (26-connected) is closed with a ball of ``closing_mm`` and its enclosed holes are
+    filled (3D); the voxels gained inside the organ (parenchyma or vessel) become tumor, never
+    background. Measured as a rule on the cross-validation (``tools/rule_sweep.py``).
+    ``closing_mm`` 0 switches it off; returns new labels."""
+    tumor = labels == TUMOR
+    if closing_mm <= 0 or not tumor.any():
+        return labels
+    element = ball(closing_mm, spacing_zyx)
+    pad = np.array(element.shape) // 2 + 1
+    comps = cc3d.connected_components(tumor.astype(np.uint8), connectivity=26)
+    out = labels.copy()
+    for k, box in enumerate(ndimage.find_objects(comps), start=1):
+        if box is None:
+            continue
+        box = tuple(slice(max(0, s.start - p), min(n, s.stop + p))
+                    for s, p, n in zip(box, pad, labels.shape))
+        lesion = np.pad(comps[box] == k, [(int(p), int(p)) for p in pad])
+        solid = ndimage.binary_fill_holes(ndimage.binary_closing(lesion, structure=element))
+        inner = tuple(slice(int(p), int(p) + (s.stop - s.start)) for p, s in zip(pad, box))
+        region = out[box]
+        region[solid[inner] & (region > BACKGROUND)] = TUMOR
     return out
