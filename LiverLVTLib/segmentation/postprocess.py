@@ -276,8 +276,7 @@ def fill_tumors(labels: np.ndarray, spacing_zyx: Sequence[float], closing_mm: fl
     tumor = labels == TUMOR
     if closing_mm <= 0 or not tumor.any():
         return labels
-    element = ball(closing_mm, spacing_zyx)
-    pad = np.array(element.shape) // 2 + 1
+    pad = [int(closing_mm // s) + 2 for s in spacing_zyx]
     comps = cc3d.connected_components(tumor.astype(np.uint8), connectivity=26)
     out = labels.copy()
     for k, box in enumerate(ndimage.find_objects(comps), start=1):
@@ -285,8 +284,10 @@ def fill_tumors(labels: np.ndarray, spacing_zyx: Sequence[float], closing_mm: fl
             continue
         box = tuple(slice(max(0, s.start - p), min(n, s.stop + p))
                     for s, p, n in zip(box, pad, labels.shape))
-        lesion = np.pad(comps[box] == k, [(int(p), int(p)) for p in pad])
-        solid = ndimage.binary_fill_holes(ndimage.binary_closing(lesion, structure=element))
+        lesion = np.pad(comps[box] == k, [(p, p) for p in pad])
+        # closing = dilation then erosion by the same physical radius (exact distance maps)
+        closed = ~within_mm(~within_mm(lesion, spacing_zyx, closing_mm), spacing_zyx, closing_mm)
+        solid = ndimage.binary_fill_holes(closed)
         inner = tuple(slice(int(p), int(p) + (s.stop - s.start)) for p, s in zip(pad, box))
         region = out[box]
         region[solid[inner] & (region > BACKGROUND)] = TUMOR
