@@ -18,6 +18,8 @@
 #       --init-from runs/all-v7 --stages fine --max-minutes 36
 #   the model shipped since 2026-12-07 (seventh session), a fine-stage soup of the two:
 #     tools/soup.py --stage fine --runs runs/all-v8r runs/all-v12 --out runs/all-s12
+#   and since the eighth session with the two tumor rules in its card (runs/all-s12r: the card's
+#   postprocess gained tumor_fill_mm and tumor_fluid_max_hu, as in configs/lvt-unet-v8.json)
 # Cross-validation scores the recipe (tools/finetune_fold.sh, tools/train_cv_cpu_v3.sh); this
 # model can only be checked on what it never saw: the CT-only phase partners (when the recipe
 # does not borrow their labels), the demo phantom and CT outside ../shared:
