@@ -198,8 +198,9 @@ def tumor_mimics(labels: np.ndarray, probs: np.ndarray, hu: np.ndarray,
             continue
         box = tuple(slice(max(0, s.start - 3), s.stop + 3) for s in box)
         component = comps[box] == index
-        contact = liver_contact(component, labels[box])
-        median_hu = float(np.median(hu[box][component]))
+        # each measure only where a rule that is on reads it (one dilation / median per component)
+        contact = liver_contact(component, labels[box]) if min_liver_contact >= 0 or fluid else 1.0
+        median_hu = float(np.median(hu[box][component])) if fluid or max_excess_hu is not None else 0.0
         mimic = None
         if min_liver_contact >= 0 and contact < min_liver_contact:
             mimic = BACKGROUND
@@ -279,16 +280,15 @@ def fill_tumors(labels: np.ndarray, spacing_zyx: Sequence[float], closing_mm: fl
     pad = [int(closing_mm // s) + 2 for s in spacing_zyx]
     comps = cc3d.connected_components(tumor.astype(np.uint8), connectivity=26)
     out = labels.copy()
+    inner = tuple(slice(p, -p) for p in pad)
     for k, box in enumerate(ndimage.find_objects(comps), start=1):
         if box is None:
             continue
-        box = tuple(slice(max(0, s.start - p), min(n, s.stop + p))
-                    for s, p, n in zip(box, pad, labels.shape))
+        # a closing never leaves the component's bounding box; the padding gives the dilation room
         lesion = np.pad(comps[box] == k, [(p, p) for p in pad])
         # closing = dilation then erosion by the same physical radius (exact distance maps)
         closed = ~within_mm(~within_mm(lesion, spacing_zyx, closing_mm), spacing_zyx, closing_mm)
         solid = ndimage.binary_fill_holes(closed)
-        inner = tuple(slice(int(p), int(p) + (s.stop - s.start)) for p, s in zip(pad, box))
         region = out[box]
         region[solid[inner] & (region > BACKGROUND)] = TUMOR
     return out
