@@ -330,3 +330,32 @@ def test_flip_prob_keeps_or_mirrors_left_and_right(phantom_case):
     run = _new_run(dict(STAGE, flip_prob=0.0), [phantom_case], torch.device("cpu"), 0, 0.0)
     assert run.sampler.p_flip == 0.0
     assert _new_run(STAGE, [phantom_case], torch.device("cpu"), 0, 0.0).sampler.p_flip == 0.5
+
+
+def test_exclusion_loss_teaches_an_unannotated_channel_only_where_other_labels_rule_it_out():
+    """The exclusion term (Shi et al. 2021): a case without vessel labels still tells the vessel
+    channel 0 outside the liver and on its labelled tumor, and nothing inside the rest of the
+    liver, where its veins run unlabelled."""
+    torch.manual_seed(0)
+    logits = torch.randn(1, 3, 6, 6, 6, requires_grad=True)
+    target = torch.zeros(1, 3, 6, 6, 6)
+    target[0, 0, 1:5, 1:5, 1:5] = 1          # liver (channel 0 = liver ∪ vessel ∪ tumor)
+    target[0, 2, 2:4, 2:4, 2:4] = 1          # tumor inside it
+    weight = torch.tensor([[1.0, 0.0, 1.0]])  # vessels not annotated
+    MaskedBCEDiceLoss(exclusion=1.0)(logits, target, weight).backward()
+    grad = logits.grad[0, 1]
+    outside = target[0, 0] == 0
+    tumor = target[0, 2] == 1
+    parenchyma = ~outside & ~tumor
+    assert torch.all(grad[outside] > 0) and torch.all(grad[tumor] > 0), "pushed towards 0 there"
+    assert torch.all(grad[parenchyma] == 0), "the unlabelled liver may hold veins: no signal"
+    base = MaskedBCEDiceLoss()(logits.detach(), target, weight)
+    assert MaskedBCEDiceLoss(exclusion=0.0)(logits.detach(), target, weight).item() == pytest.approx(base.item())
+    # a sample whose liver is not annotated says nothing about its other channels
+    logits.grad = None
+    MaskedBCEDiceLoss(exclusion=1.0)(logits, target, torch.tensor([[0.0, 0.0, 1.0]])).backward()
+    assert torch.all(logits.grad[0, 1] == 0) and torch.all(logits.grad[0, 0] == 0)
+    # a CT-only phase with its partner's liver only: no tumor outside that liver
+    logits.grad = None
+    MaskedBCEDiceLoss(exclusion=1.0)(logits, target, torch.tensor([[1.0, 0.0, 0.0]])).backward()
+    assert torch.all(logits.grad[0, 2][outside] > 0) and torch.all(logits.grad[0, 2][~outside] == 0)
