@@ -32,6 +32,7 @@ def test_the_base_is_half_precision_and_warm_starts_a_float32_network(tmp_path, 
     assert coarse["w"].dtype == torch.float16 and coarse["steps"].dtype == torch.int64
     card = json.loads((out / "model.json").read_text())
     assert card["training"]["excluded"] == ["crlm-1100"], "the training record travels with the base"
+    assert "crlm-1100" in (out / "README.md").read_text(), "the short card names what it never saw"
     assert all(s["sha256"] == sha256_file(out / s["weights"]) for s in card["stages"])
     packed = torch.load(out / "fine.pt", weights_only=True)
     assert {v.dtype for v in packed.values() if v.is_floating_point()} == {torch.float16}

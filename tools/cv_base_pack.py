@@ -27,6 +27,23 @@ def half(state: dict) -> dict:
     return {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
 
 
+def readme(card: dict, run: Path) -> str:
+    """The base's short card: what it is for, what it never saw, what it was trained on, license."""
+    training = card.get("training", {})
+    lines = [f"# Cross-validation base packed from `{run}`", "",
+             "A warm start for cross-validation fold models (`tools/cv_bases.sh`, "
+             "`tools/cv_recipe.sh`), not a model to segment with: float16 weights of "
+             + ", ".join(f"`{s['weights']}`" for s in card["stages"]) + ".", "",
+             "Never trained on (held out with their phase partners): "
+             + ", ".join(training.get("excluded", [])) + ".", ""]
+    for name, record in training.get("stages", {}).items():
+        lines.append(f"- stage {name}: {record.get('iterations')} iterations, "
+                     f"{len(record.get('cases', []))} real cases ({', '.join(record.get('cases', []))}) "
+                     f"+ {record.get('synthetic_cases', 0)} synthetic from label-only maps")
+    lines += ["", "License: " + card.get("license", "see the training cases' licenses"), ""]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, type=Path)
@@ -40,6 +57,7 @@ def main(argv=None) -> int:
         state = torch.load(args.run / stage["weights"], map_location="cpu", weights_only=True)
         torch.save(half(state), args.out / stage["weights"])
     write_card(args.out, card)
+    (args.out / "README.md").write_text(readme(card, args.run))
     size = sum(p.stat().st_size for p in args.out.iterdir()) / 1e6
     print(f"{args.out}: {', '.join(s['weights'] for s in card['stages'])} in float16, {size:.1f} MB")
     return 0
