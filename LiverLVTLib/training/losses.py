@@ -6,7 +6,7 @@ class that a case does not annotate gets weight 0 (never treated as background).
 ``weight``  [B, C]      1 where the class is annotated for that sample, else 0
 
 ``exclusion`` adds what the annotated classes say about an unannotated one (the exclusion loss of
-Shi et al., Med Image Anal 2021, "Marginal loss and exclusion loss for partially supervised
+Shi et al., Med Image Anal 70:101979, 2021, "Marginal loss and exclusion loss for partially supervised
 multi-organ segmentation"): hepatic vessels and liver tumors lie inside the liver and never on
 each other's voxels, so in a sample whose liver is annotated an unannotated vessel or tumor
 channel is known to be 0 outside the liver and on the voxels of the other class where that class
