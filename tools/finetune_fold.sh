@@ -2,8 +2,8 @@
 # A fine-stage recipe tried on top of recipe v3, in one cross-validation fold: that fold's v3
 # coarse stage is kept, its fine stage is fine-tuned from the fold's v3 weights with CONFIG for
 # FINE_MIN minutes (the cosine schedule follows them) on THREADS threads; a rerun resumes from
-# The 3-fold CV of a recipe from the committed bases (tools/cv_bases.sh) runs through tools/cv_recipe.sh.
-# OUT/checkpoints.
+# OUT/checkpoints. The 3-fold CV of a recipe from the committed bases (tools/cv_bases.sh) runs
+# through tools/cv_recipe.sh.
 #   FOLD a: v3 fold A (V3_A, default runs/v3-a: the weights shipped until 2026-12-06, restored
 #           from git show 48fe0ee:Resources/Models/lvt-unet/<file>), fold A's cases held out
 #   FOLD b: v3 fold B (V3_B, default runs/v3-b: tools/train_cv_cpu_v3.sh b), fold B's held out
