@@ -12,17 +12,9 @@
 #      one thread each (resumable: a rerun continues from runs/base-b/checkpoints)
 #   tools/cv_bases.sh a            # -> runs/v3-a
 #   tools/cv_bases.sh b            # -> runs/base-b
-# Then the 3-fold CV of a fine-stage recipe (fold b split in b1 / b2, each warm-started from
-# runs/base-b; coarse stages: fold a keeps v3-a's, b1 / b2 continue base-b's with their half
-# added, configs/lvt-unet-v8.json, 28 min):
-#   V3_A=runs/v3-a MINUTES=36 tools/finetune_fold.sh a CONFIG runs/R-a
-#   V3_B=runs/base-b STAGES=coarse MINUTES=28 tools/finetune_fold.sh b1 configs/lvt-unet-v8.json runs/cb-b1
-#   cp runs/cb-b1/{coarse.pt,model.json} runs/R-b1/ (with base-b's fine.pt), then
-#   V3_B=runs/base-b MINUTES=36 tools/finetune_fold.sh b1 CONFIG runs/R-b1   # b2 alike
-#   liverlvt evaluate --manifest M --folds runs/R-a runs/R-b1 runs/R-b2 --no-tta --out runs/cv-R
+# Then the 3-fold CV of a fine-stage recipe on these bases: tools/cv_recipe.sh CONFIG NAME.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-M=${MANIFEST:-../shared/data/manifest.json}
 case "${1:?usage: $0 a|b}" in
   a)
     mkdir -p runs/v3-a
@@ -33,11 +25,10 @@ case "${1:?usage: $0 a|b}" in
     if [ -f tools/cv-bases/fold-b/fine.pt ] && [ ! -f "$OUT/fine.pt" ]; then
       cp tools/cv-bases/fold-b/* "$OUT"/; exit 0
     fi
-    B_OUT="crlm-1100 ircadb-1.7 lits-0 radcttaceomics-0697-eqp radcttaceomics-1211-ap"
-    train() { OMP_NUM_THREADS=1 nice -n 10 .venv/bin/liverlvt train --manifest "$M" \
-      --config configs/lvt-unet-v12-scratch.json --quiet --out "$OUT" --exclude $B_OUT "$@"; }
-    ( train --stages fine --max-minutes "${FINE_MIN:-150}" ) & fine=$!
-    ( train --stages coarse --max-minutes "${COARSE_MIN:-60}" ) & coarse=$!
+    # fold B's held-out cases come from finetune_fold.sh (their one home); no warm start
+    train() { V3_B=none STAGES=$1 MINUTES=$2 tools/finetune_fold.sh b configs/lvt-unet-v12-scratch.json "$OUT"; }
+    ( train fine "${FINE_MIN:-150}" ) & fine=$!
+    ( train coarse "${COARSE_MIN:-60}" ) & coarse=$!
     wait "$fine"; wait "$coarse" ;;
   *) echo "usage: $0 a|b" >&2; exit 2 ;;
 esac

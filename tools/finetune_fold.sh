@@ -3,7 +3,7 @@
 # coarse stage is kept, its fine stage is fine-tuned from the fold's v3 weights with CONFIG for
 # FINE_MIN minutes (the cosine schedule follows them) on THREADS threads; a rerun resumes from
 # OUT/checkpoints. The 3-fold CV of a recipe from the committed bases (tools/cv_bases.sh) runs
-# through tools/cv_recipe.sh.
+# through tools/cv_recipe.sh. V3_A / V3_B=none trains from scratch (no weights copied or loaded).
 #   FOLD a: v3 fold A (V3_A, default runs/v3-a: the weights shipped until 2026-12-06, restored
 #           from git show 48fe0ee:Resources/Models/lvt-unet/<file>), fold A's cases held out
 #   FOLD b: v3 fold B (V3_B, default runs/v3-b: tools/train_cv_cpu_v3.sh b), fold B's held out
@@ -77,7 +77,11 @@ case "$FOLD" in
   *) echo "usage: $0 a|b|a1|a2|b1|b2 CONFIG OUT" >&2; exit 2 ;;
 esac
 mkdir -p "$OUT"
-[ -f "$OUT/model.json" ] || cp "$V3"/*.pt "$V3"/model.json "$OUT"/
+INIT=()
+if [ "$V3" != none ]; then
+  [ -f "$OUT/model.json" ] || cp "$V3"/*.pt "$V3"/model.json "$OUT"/
+  INIT=(--init-from "$V3")
+fi
 OMP_NUM_THREADS=${THREADS:-1} nice -n 10 .venv/bin/liverlvt train --manifest "$M" --config "$CONFIG" \
-  --quiet --out "$OUT" --exclude $HELD_OUT --stages "${STAGES:-fine}" --init-from "$V3" \
+  --quiet --out "$OUT" --exclude $HELD_OUT --stages "${STAGES:-fine}" "${INIT[@]}" \
   --max-minutes "${MINUTES:-${FINE_MIN:-55}}"
