@@ -127,7 +127,8 @@ def _new_run(stage: dict, cases: List[dict], device, seed: int, synth_fraction: 
                            thick_mm=tuple(stage.get("thick_slice_mm", THICK_SLICE_MM)),
                            extras=stage_inputs_of(stage)[1:])
     loss_fn = MaskedBCEDiceLoss(class_weights=stage.get("class_weights", (1.0, 1.0, 1.0)),
-                                exclusion=float(stage.get("exclusion_loss", 0.0))).to(device)
+                                exclusion=float(stage.get("exclusion_loss", 0.0)),
+                                blob=float(stage.get("blob_loss", 0.0))).to(device)
     return _Run(stage, device, net, opt, sampler, loss_fn)
 
 
