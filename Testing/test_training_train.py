@@ -330,6 +330,10 @@ def test_flip_prob_keeps_or_mirrors_left_and_right(phantom_case):
     run = _new_run(dict(STAGE, flip_prob=0.0), [phantom_case], torch.device("cpu"), 0, 0.0)
     assert run.sampler.p_flip == 0.0
     assert _new_run(STAGE, [phantom_case], torch.device("cpu"), 0, 0.0).sampler.p_flip == 0.5
+    # tumor_per_lesion reaches the sampler, which then holds the phantom's tumors lesion by lesion
+    lesions = _new_run(dict(STAGE, tumor_per_lesion=0.5), [phantom_case], torch.device("cpu"), 0, 0.0).sampler.real[0]["lesions"]
+    assert len(lesions) >= 2 and sum(part.numel() for part in lesions) == run.sampler.real[0]["fg"][2].numel()
+    assert run.sampler.real[0]["lesions"] == []
 
 
 def test_exclusion_loss_teaches_an_unannotated_channel_only_where_other_labels_rule_it_out():

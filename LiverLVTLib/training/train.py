@@ -125,7 +125,8 @@ def _new_run(stage: dict, cases: List[dict], device, seed: int, synth_fraction: 
                            compress_prob=stage.get("compress_enhancement_prob", 0.0),
                            thick_prob=stage.get("thick_slice_prob", 0.0),
                            thick_mm=tuple(stage.get("thick_slice_mm", THICK_SLICE_MM)),
-                           extras=stage_inputs_of(stage)[1:])
+                           extras=stage_inputs_of(stage)[1:],
+                           tumor_per_lesion=float(stage.get("tumor_per_lesion", 0.0)))
     loss_fn = MaskedBCEDiceLoss(class_weights=stage.get("class_weights", (1.0, 1.0, 1.0)),
                                 exclusion=float(stage.get("exclusion_loss", 0.0)),
                                 blob=float(stage.get("blob_loss", 0.0))).to(device)

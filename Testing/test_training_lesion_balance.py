@@ -1,10 +1,14 @@
-"""The blob term of the training loss (Kofler et al., IPMI 2023): one BCE + Dice per liver tumor."""
+"""Small liver lesions weigh as much as large ones in training: the blob term of the loss (Kofler
+et al., IPMI 2023: one BCE + Dice per tumor) and per-lesion centring of tumor patches."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from LiverLVTLib.core.labels import LIVER, TUMOR
+from LiverLVTLib.training.augment import PatchSampler
 from LiverLVTLib.training.losses import MaskedBCEDiceLoss
 
 
@@ -80,3 +84,24 @@ def test_blob_term_is_silent_without_tumor_labels_or_tumors():
     weight = torch.tensor([[1.0, 0.0, 1.0]])
     assert MaskedBCEDiceLoss(blob=1.0)(logits, no_tumor, weight).item() == pytest.approx(
         MaskedBCEDiceLoss()(logits, no_tumor, weight).item())
+
+
+def _share_of_centres_in_small_lesion(per_lesion: float, draws: int = 400) -> float:
+    labels = np.zeros((40, 40, 40), np.uint8)
+    labels[4:36, 4:36, 4:36] = LIVER
+    labels[6:26, 6:26, 6:26] = TUMOR           # 8000 voxels
+    labels[30:32, 30:32, 30:32] = TUMOR        # 8 voxels
+    case = {"id": "two-lesions", "labels": labels, "image": np.zeros(labels.shape, np.int16),
+            "annotated": np.array([0, 0, 1], np.uint8), "spacing": (1.0, 1.0, 1.0)}
+    sampler = PatchSampler([case], [16, 16, 16], (-200, 300), seed=5, fg_prob=1.0,
+                           tumor_per_lesion=per_lesion)
+    item = sampler.real[0]
+    centres = [sampler._centre(item) for _ in range(draws)]
+    assert all(labels[tuple(int(v) for v in c)] == TUMOR for c in centres), "tumor-centred patches"
+    return float(np.mean([min(c) >= 30 for c in centres]))
+
+
+def test_per_lesion_sampling_centres_a_small_lesion_as_often_as_a_large_one():
+    assert _share_of_centres_in_small_lesion(0.0) < 0.02           # voxel-uniform: 8 / 8008
+    assert 0.4 < _share_of_centres_in_small_lesion(1.0) < 0.6      # one of two lesions
+    assert 0.15 < _share_of_centres_in_small_lesion(0.5) < 0.35    # half the picks per lesion
