@@ -135,7 +135,8 @@ class PatchSampler:
         for case in cases:
             item = {"id": case["id"], "annotated": torch.as_tensor(case["annotated"], dtype=torch.float32)}
             labels = case["labels"]
-            item["target"] = torch.from_numpy(multi_hot(labels)).to(self.device, torch.float16)[None]
+            hot = multi_hot(labels)
+            item["target"] = torch.from_numpy(hot).to(self.device, torch.float16)[None]
             if "tissue" in case:
                 item["tissue"] = torch.from_numpy(case["tissue"].astype(np.float32)).to(self.device, torch.float16)[None, None]
                 self.synth.append(item)
@@ -151,12 +152,12 @@ class PatchSampler:
             # foreground voxel lists per annotated class (subsampled for memory)
             fg = []
             for c in range(3):
-                idx = np.flatnonzero(multi_hot(labels)[c]) if case["annotated"][c] else np.empty(0, int)
+                idx = np.flatnonzero(hot[c]) if case["annotated"][c] else np.empty(0, int)
                 if idx.size > 200_000:
                     idx = np.random.default_rng(c).choice(idx, 200_000, replace=False)
                 fg.append(torch.from_numpy(idx.astype(np.int64)))
             item["fg"] = fg
-            item["lesions"] = self._lesion_voxels(labels, fg[2]) if self.tumor_per_lesion > 0 else []
+            item["lesions"] = self._lesion_voxels(hot[2], fg[2]) if self.tumor_per_lesion > 0 else []
             item["hard"] = self._hard_negatives(case, labels, item["spacing"])
         if not self.real and not self.synth:
             raise ValueError("no training cases")
@@ -186,7 +187,7 @@ class PatchSampler:
         return torch.rand(shape, generator=self.gen, device=self.device)
 
     @staticmethod
-    def _lesion_voxels(labels: np.ndarray, tumor_fg: torch.Tensor) -> List[torch.Tensor]:
+    def _lesion_voxels(tumor: np.ndarray, tumor_fg: torch.Tensor) -> List[torch.Tensor]:
         """The tumor voxels of ``tumor_fg`` grouped by lesion (26-connected component): with
         probability ``tumor_per_lesion`` a tumor-centred patch picks a lesion uniformly, then a
         voxel of it, so a 0.4 mL lesion is centred as often as an 84 mL one (voxel-uniform picks,
@@ -196,11 +197,11 @@ class PatchSampler:
 
         if not tumor_fg.numel():
             return []
-        comps = cc3d.connected_components(multi_hot(labels)[2].astype(bool), connectivity=26)
-        ids = comps.reshape(-1)[tumor_fg.numpy()]
+        flat = tumor_fg.numpy()
+        ids = cc3d.connected_components(tumor.astype(bool), connectivity=26).reshape(-1)[flat]
         order = np.argsort(ids, kind="stable")
         cuts = np.flatnonzero(np.diff(ids[order])) + 1
-        return [torch.from_numpy(tumor_fg.numpy()[part]) for part in np.split(order, cuts)]
+        return [torch.from_numpy(flat[part]) for part in np.split(order, cuts)]
 
     def _pick(self, n: int) -> int:
         return int(torch.randint(n, (1,), generator=self.gen, device=self.device).item())
