@@ -219,3 +219,48 @@ def test_within_voxels_is_the_box_max_pool():
         k = [max(1, 2 * int(round(r)) + 1) for r in radius]
         box = torch.nn.functional.max_pool3d(mask[None, None].float(), k, 1, [x // 2 for x in k])[0, 0] > 0
         assert torch.equal(within_voxels(mask, radius), box)
+
+
+def test_contrast_ranges_are_configurable_and_checked():
+    """``contrast_hu`` sets the |offset| from the parenchyma per look (the real tumors of
+    ../shared read 16-37 HU off it; the defaults draw 20-100)."""
+    cfg = TumorSynthesisConfig.from_dict({"contrast_hu": {"hyper": [10, 20]},
+                                          "hyper_probability": {"arterial": 1.0}})
+    assert cfg.contrast_hu["hypo"] == (25.0, 100.0), "looks left out keep their default"
+    g = gen(5)
+    means = [appearance("arterial", PARENCHYMA_HU, g, cfg.hyper_probability, cfg.contrast_hu)["mean"]
+             for _ in range(100)]
+    assert all(PARENCHYMA_HU + 10 <= m <= PARENCHYMA_HU + 20 for m in means)
+    washout = [appearance("equilibrium", PARENCHYMA_HU, g, None, {**cfg.contrast_hu, "washout": (5, 8)})["mean"]
+               for _ in range(50)]
+    assert all(PARENCHYMA_HU - 8 <= m <= PARENCHYMA_HU - 5 for m in washout)
+    for bad in ({"delayed": [1, 2]}, {"hyper": [30, 10]}, {"hypo": [5]}, {"hypo": [-5, 10]}):
+        with pytest.raises(ValueError, match="contrast_hu"):
+            TumorSynthesisConfig.from_dict({"contrast_hu": bad})
+
+
+def test_keep_grain_carries_the_scans_noise_into_the_lesion():
+    """A painted lesion replaces the CT inside it by a smooth texture; with ``keep_grain`` the
+    patch's own noise (here 8 HU) stays in it, at the same mean, and the vein keeps its HU."""
+    from LiverLVTLib.training.tumor_synthesis import ct_grain
+
+    hu, target = liver_patch()
+    results = {}
+    for keep in (False, True):
+        cfg = only("medium", max_per_patch=1, bulge_probability=0.0, cyst_probability=0.0,
+                   necrosis_probability=0.0, keep_grain=keep)
+        new_hu, t, count = insert_tumors(hu, target, SPACING, "portal-venous", gen(6), cfg)
+        core = t[2] & ~within_voxels(~t[2], [2, 2, 2])
+        assert count == 1 and core.sum() > 500
+        smooth = torch.nn.functional.avg_pool3d(new_hu[None, None], 3, 1, 1)[0, 0]
+        results[keep] = (float((new_hu - smooth)[core].std()), float(new_hu[core].mean()))
+        assert torch.equal(new_hu[target[1]], hu[target[1]])
+    (fine_off, mean_off), (fine_on, mean_on) = results[False], results[True]
+    assert fine_on > 2 * fine_off, results  # voxel-scale noise, absent from the blurred texture
+    assert abs(mean_on - mean_off) < 2.0, results
+    grain = ct_grain(hu, PARENCHYMA_HU)
+    assert float(grain[target[1]].abs().max()) == 0.0, "a bright vein is no noise"
+    inner = target[0] & ~within_voxels(~target[0] | target[1], [3, 3, 3])
+    assert 3.0 < float(grain[inner].std()) < 8.0, "the liver's 8 HU noise, less its blur"
+    edge = target[0] & within_voxels(~target[0], [1, 1, 1])
+    assert float(grain[edge].abs().mean()) < 3.0, "the liver's edge against fat is no noise"

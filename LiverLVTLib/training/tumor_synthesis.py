@@ -49,6 +49,11 @@ PHASES = ("arterial", "portal-venous", "equilibrium")
 # share of hyper-enhancing tumors by phase: arterial-phase hyper-enhancement of HCC (LI-RADS v2018
 # major feature "APHE"); portal-venous and equilibrium tumors default to hypo-attenuation / washout
 HYPER_PROBABILITY = {"arterial": 0.7, "portal-venous": 0.0, "equilibrium": 0.0}
+# |HU offset| of a tumor's mean from the liver parenchyma, by look: hyper-enhancing, hypo-
+# attenuating (portal-venous, non-APHE arterial), equilibrium-phase washout. The defaults keep
+# every synthetic tumor plainly visible; the real tumors of ../shared read 16-37 HU off the
+# parenchyma's median (tools/tumor_contrast.py), the subtle end of these ranges
+CONTRAST_HU = {"hyper": (25.0, 80.0), "hypo": (25.0, 100.0), "washout": (20.0, 60.0)}
 
 
 @dataclass
@@ -73,6 +78,10 @@ class TumorSynthesisConfig:
     hyper_probability: Dict[str, float] = field(default_factory=lambda: dict(HYPER_PROBABILITY))
     #   by phase; a portal-venous share stands for hypervascular lesions that stay bright (HCC,
     #   neuroendocrine and renal-cell metastases); phases left out keep the defaults
+    contrast_hu: Dict[str, Tuple[float, float]] = field(default_factory=lambda: dict(CONTRAST_HU))
+    #   |HU offset| ranges from the parenchyma by look ("hyper", "hypo", "washout"); kinds left
+    #   out keep the defaults
+    keep_grain: bool = False          # the CT's own noise grain stays inside the lesion
 
     @classmethod
     def from_dict(cls, data: Optional[dict]) -> "TumorSynthesisConfig":
@@ -86,6 +95,12 @@ class TumorSynthesisConfig:
                 raise ValueError(f"tumor_synthesis hyper_probability: phases {list(PHASES)}, "
                                  f"values 0-1; got {hyper}")
             data["hyper_probability"] = {**HYPER_PROBABILITY, **{k: float(v) for k, v in hyper.items()}}
+        if "contrast_hu" in data:
+            ranges = {k: tuple(float(x) for x in v) for k, v in dict(data["contrast_hu"]).items()}
+            if set(ranges) - set(CONTRAST_HU) or not all(len(r) == 2 and 0 <= r[0] <= r[1] for r in ranges.values()):
+                raise ValueError(f"tumor_synthesis contrast_hu: kinds {list(CONTRAST_HU)}, each "
+                                 f"[low, high] HU with 0 <= low <= high; got {data['contrast_hu']}")
+            data["contrast_hu"] = {**CONTRAST_HU, **ranges}
         return cls(**data)
 
 
@@ -142,19 +157,22 @@ def noise_texture(shape: Sequence[int], gen: torch.Generator) -> torch.Tensor:
 
 
 def appearance(phase: Optional[str], parenchyma: float, gen: torch.Generator,
-               hyper: Optional[Dict[str, float]] = None) -> dict:
+               hyper: Optional[Dict[str, float]] = None,
+               contrast: Optional[Dict[str, Tuple[float, float]]] = None) -> dict:
     """HU offset from the parenchyma, texture amplitude and rim, by contrast phase; ``hyper``:
-    the share of hyper-enhancing tumors by phase (default :data:`HYPER_PROBABILITY`)."""
+    the share of hyper-enhancing tumors by phase (default :data:`HYPER_PROBABILITY`);
+    ``contrast``: the |offset| ranges by look (default :data:`CONTRAST_HU`)."""
     phase = phase if phase in PHASES else PHASES[_randint(gen, 0, 2)]
+    contrast = contrast or CONTRAST_HU
     r = _u(gen, 0, 1)
     # contrasts stay visible (Hu et al. draw 65-145 HU): a tumor labelled where the image shows
     # none teaches the tumor channel to fire on plain parenchyma
     if r < (hyper or HYPER_PROBABILITY).get(phase, 0.0):  # hyper-enhancing (arterial: APHE)
-        offset = _u(gen, 25, 80)
+        offset = _u(gen, *contrast["hyper"])
     elif phase == "equilibrium":           # washout
-        offset = -_u(gen, 20, 60)
+        offset = -_u(gen, *contrast["washout"])
     else:                                  # hypo-attenuating (portal-venous; arterial non-APHE)
-        offset = -_u(gen, 25, 100)
+        offset = -_u(gen, *contrast["hypo"])
     rim = _u(gen, 10, 35) if phase == "equilibrium" and _u(gen, 0, 1) < 0.3 else 0.0  # capsule
     # a tumor never reads as fat or denser than contrast-filled vessels here
     mean = min(max(parenchyma + offset, 0.0), parenchyma + 90.0)
@@ -162,9 +180,10 @@ def appearance(phase: Optional[str], parenchyma: float, gen: torch.Generator,
 
 
 def _one_tumor(hu, keep, liver_ok, centre_vox, radius_mm, spacing, phase, parenchyma, cfg, gen,
-               outside=None):
+               outside=None, grain=None):
     """Paint one tumor into ``hu`` in place; returns its label mask (bool, patch). ``outside``
-    (exophytic tumors): the soft tissue beyond the liver it may fill, besides ``liver_ok``."""
+    (exophytic tumors): the soft tissue beyond the liver it may fill, besides ``liver_ok``;
+    ``grain``: the patch's own noise (:func:`ct_grain`), added to the lesion's HU."""
     radii = [radius_mm * _u(gen, 0.75, 1.25) / s for s in spacing]
     half = [int(math.ceil(1.6 * r)) + 2 for r in radii]
     lo = [max(0, int(c) - h) for c, h in zip(centre_vox, half)]
@@ -176,10 +195,11 @@ def _one_tumor(hu, keep, liver_ok, centre_vox, radius_mm, spacing, phase, parenc
                           elastic=0.08 if cyst else 0.25)
     inside = rho < 1
     tex = noise_texture(shape, gen)
+    own = 0.0 if grain is None else grain[box]
     if cyst:
-        return _paint(hu, keep, liver_ok[box], box, inside, _u(gen, 0, 20) + _u(gen, 1, 4) * tex,
+        return _paint(hu, keep, liver_ok[box], box, inside, _u(gen, 0, 20) + _u(gen, 1, 4) * tex + own,
                       _u(gen, 0.4, 0.7))
-    look = appearance(phase, parenchyma, gen, cfg.hyper_probability)
+    look = appearance(phase, parenchyma, gen, cfg.hyper_probability, cfg.contrast_hu)
     tumor_hu = look["mean"] + look["texture"] * tex
     large = radius_mm >= MEDIUM_MM
     if large and _u(gen, 0, 1) < cfg.necrosis_probability:  # necrotic, near-fluid core
@@ -196,7 +216,20 @@ def _one_tumor(hu, keep, liver_ok, centre_vox, radius_mm, spacing, phase, parenc
         allowed = allowed | (within_voxels(liver_ok[box], reach) & outside[box])
     elif _u(gen, 0, 1) < cfg.bulge_probability:  # subcapsular bulge past the liver contour
         allowed = within_voxels(liver_ok[box], [cfg.bulge_mm / s for s in spacing])
-    return _paint(hu, keep, allowed, box, inside, tumor_hu, _u(gen, 0.6, 1.5))
+    return _paint(hu, keep, allowed, box, inside, tumor_hu + own, _u(gen, 0.6, 1.5))
+
+
+def ct_grain(hu: torch.Tensor, parenchyma: float, sigma: float = 1.5, reach_hu: float = 60.0) -> torch.Tensor:
+    """The patch's fine noise: HU minus its Gaussian blur (``sigma`` voxels), where the CT and
+    its blur read like parenchyma (within ``reach_hu`` and ``reach_hu`` / 3 of it; elsewhere 0:
+    edges of fat, bone and bright veins are not noise). A painted lesion replaces the CT inside
+    it; with this grain added it keeps the scan's own noise, as real tumors do (inside-tumor SD
+    15-37 HU in ../shared against a smooth texture of 4-18 HU without it), so smoothness is no
+    shortcut to the label."""
+    blur = gaussian_blur(hu, sigma)
+    residual = hu - blur
+    near = ((hu - parenchyma).abs() < reach_hu) & ((blur - parenchyma).abs() < reach_hu / 3)
+    return torch.where(near, residual.clamp(-reach_hu, reach_hu), torch.zeros_like(hu))
 
 
 def _paint(hu, keep, allowed, box, inside, lesion_hu, edge_sigma):
@@ -267,6 +300,7 @@ def insert_tumors(hu: torch.Tensor, target: torch.Tensor, spacing: Sequence[floa
     radii = draw_radii(cfg, gen)
     surface, outside = _exophytic_sites(hu, liver, liver_ok & ~keep, parenchyma, spacing, cfg,
                                         any(r >= MEDIUM_MM for r in radii))
+    grain = ct_grain(hu, parenchyma) if cfg.keep_grain else None
     hu = hu.clone()
     added = torch.zeros_like(liver)
     count = 0
@@ -276,7 +310,7 @@ def insert_tumors(hu: torch.Tensor, target: torch.Tensor, spacing: Sequence[floa
         sites = surface if exophytic else candidates
         centre = sites[_randint(gen, 0, len(sites) - 1)].tolist()
         label = _one_tumor(hu, keep, liver_ok, centre, radius, spacing, phase, parenchyma, cfg, gen,
-                           outside=outside if exophytic else None)
+                           outside=outside if exophytic else None, grain=grain)
         if label.any():
             added |= label
             count += 1
