@@ -8,7 +8,8 @@ import SimpleITK as sitk
 
 from LiverLVTLib.core import io
 from LiverLVTLib.core.manifest import load_manifest, partner_labelled_cases, with_partners
-from LiverLVTLib.training.dataset import build_cache, load_cached, transfer_partner_labels
+from LiverLVTLib.training.dataset import build_cache, load_cached
+from LiverLVTLib.training.partners import transfer_partner_labels
 
 
 def _shifted(image, mm):
@@ -108,3 +109,84 @@ def test_borrowed_phase_can_be_supervised_on_the_liver_only(tmp_path):
     assert partner_setting({}) == (False, None)
     with pytest.raises(InputError, match="phase_partner_labels"):
         partner_setting({"phase_partner_labels": ["lung"]})
+
+
+def _breathing_pair(shift_mm=(0.0, 0.0, 9.0), contrast=0.8):
+    """A phantom and its other phase: the same body with the liver's content moved ``shift_mm``
+    (a breath), the CT's HU scaled by ``contrast`` (another contrast phase); returns
+    (phantom, other-phase CT, the labels that truly fit it)."""
+    from LiverLVTLib.synthetic.phantom import make_small_phantom
+
+    ph = make_small_phantom(seed=2)
+    breath = sitk.TranslationTransform(3, shift_mm)
+    other = sitk.Resample(ph.ct, ph.ct, breath, sitk.sitkLinear, -1000.0) * contrast
+    truth = sitk.Resample(ph.labels, ph.ct, breath, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    return ph, sitk.Cast(other, sitk.sitkFloat32), truth
+
+
+def _dice(a, b, value):
+    a, b = sitk.GetArrayFromImage(a) == value, sitk.GetArrayFromImage(b) == value
+    return 2.0 * np.count_nonzero(a & b) / max(1, np.count_nonzero(a) + np.count_nonzero(b))
+
+
+def test_registration_moves_the_partner_labels_onto_the_breathing_liver():
+    from LiverLVTLib.core.labels import LIVER, TUMOR
+
+    ph, other, truth = _breathing_pair()
+    still = transfer_partner_labels(other, ph.ct, ph.labels)
+    moved = transfer_partner_labels(other, ph.ct, ph.labels, register=True)
+    assert moved.GetOrigin() == other.GetOrigin() and moved.GetSize() == other.GetSize()
+    before, after = _dice(still, truth, TUMOR), _dice(moved, truth, TUMOR)
+    assert before < 0.75 and after > 0.85 and after > before + 0.15, (before, after)
+    assert _dice(moved, truth, LIVER) > _dice(still, truth, LIVER)
+
+
+def test_a_moved_tumor_label_counts_only_where_the_tumor_shows():
+    from LiverLVTLib.core.labels import TUMOR
+    from LiverLVTLib.training.partners import MIN_VISIBLE_HU, tumor_contrasts, tumors_visible
+
+    ph = _breathing_pair()[0]
+    contrasts = tumor_contrasts(ph.ct, ph.labels)
+    assert contrasts and all(c < -MIN_VISIBLE_HU for c in contrasts)  # the phantom's hypo tumors
+    assert tumors_visible(ph.ct, ph.labels) is True
+    hu = sitk.GetArrayFromImage(ph.ct)
+    iso = hu.copy()
+    iso[sitk.GetArrayFromImage(ph.labels) == TUMOR] = np.median(hu[sitk.GetArrayFromImage(ph.labels) == 1])
+    iso_ct = sitk.GetImageFromArray(iso)
+    iso_ct.CopyInformation(ph.ct)
+    assert tumors_visible(iso_ct, ph.labels) is False, "a tumor that reads like liver"
+    no_tumor = sitk.Cast(sitk.Clamp(ph.labels, sitk.sitkUInt8, 0, 2), sitk.sitkUInt8)
+    assert tumors_visible(ph.ct, no_tumor) is None
+
+
+def test_registered_cache_teaches_a_tumor_only_when_visible_and_rebuilds_on_change(tmp_path):
+    from LiverLVTLib.synthetic.phantom import make_small_phantom
+
+    ph = make_small_phantom(seed=2)
+    data = tmp_path / "data"
+    data.mkdir()
+    labels = sitk.GetArrayFromImage(ph.labels)
+    hu = sitk.GetArrayFromImage(ph.ct)
+    iso = hu.copy()
+    iso[labels == 3] = np.median(hu[labels == 1])  # equilibrium phase without washout
+    iso_ct = sitk.GetImageFromArray(iso)
+    iso_ct.CopyInformation(ph.ct)
+    io.write_image(ph.ct, data / "ap.nii.gz")
+    io.write_image(ph.labels, data / "ap-labels.nii.gz")
+    io.write_image(iso_ct, data / "eqp.nii.gz")
+    (data / "manifest.json").write_text(json.dumps({"cases": [
+        {"id": "s-ap", "ct": "ap.nii.gz", "labels": "ap-labels.nii.gz", "annotated": ["liver", "tumor"]},
+        {"id": "s-eqp", "ct": "eqp.nii.gz", "pair_of": "s-ap"}]}))
+    manifest = load_manifest(data / "manifest.json")
+    said = []
+    cache = build_cache(manifest, tmp_path / "cache", [STAGE], synth=False, partners=True, log=said.append,
+                        register=True)
+    borrowed = load_cached(cache / "coarse", partners=True)[1]
+    assert str(borrowed["transfer"]) == "registered"
+    assert borrowed["annotated"].tolist() == [1, 0, 0], "an invisible moved tumor is not taught"
+    assert any("s-eqp" in m and "reads like liver" in m for m in said)
+    said.clear()
+    build_cache(manifest, cache, [STAGE], synth=False, partners=True, log=said.append)
+    again = load_cached(cache / "coarse", partners=True)[1]
+    assert str(again["transfer"]) == "identity" and again["annotated"].tolist() == [1, 0, 1]
+    assert [m for m in said if "cached coarse/" in m] == ["cached coarse/s-eqp " + str(again["image"].shape)]

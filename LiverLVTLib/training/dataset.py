@@ -14,7 +14,8 @@ Cached case (``<cache>/<stage>/<id>.npz``):
     tissue   uint8 synthesis tissue classes (label-only IRCAD maps; image is then absent)
     spacing  float[3]
     labels_from  id of the labelled phase partner whose labels a CT-only phase borrows (the
-             config's ``phase_partner_labels``; :func:`transfer_partner_labels`)
+             config's ``phase_partner_labels``; :mod:`.partners`)
+    transfer  how they were moved: 'identity' or 'registered' (``phase_partner_registration``)
 
 Label-only IRCAD cases (``labels_only/ircadb-1.N``) have no CT: their ``multilabel`` map is
 turned into tissue classes (:data:`TISSUE_CLASSES`) from which :mod:`synthesis` draws CT-like
@@ -32,6 +33,7 @@ import numpy as np
 from ..core.labels import CHANNELS, LIVER, TUMOR, VESSEL
 from ..core.manifest import labelled_cases, partner_labelled_cases
 from ..segmentation.inputs import stage_inputs_of
+from .partners import MIN_VISIBLE_HU, PARTNER_BODY_DICE_MIN, transfer_partner_labels, tumor_contrasts, tumors_visible
 
 _logger = logging.getLogger("liverlvt")
 
@@ -135,9 +137,11 @@ def prepare_label_only(folder: Path, spacing_mm, roi_margin_mm: Optional[float] 
 
 
 def build_cache(manifest: dict, cache: Path, stages: Iterable[dict], synth: bool = True,
-                partners: bool = False, log=_logger.info) -> Path:
+                partners: bool = False, log=_logger.info, register: bool = False) -> Path:
     """Write ``cache/<stage>/<id>.npz`` for every labelled case (and label-only map; with
-    ``partners``, every CT-only phase whose labelled partner shares its frame)."""
+    ``partners``, every CT-only phase whose labelled partner shares its frame, its labels moved
+    by a registration inside the liver with ``register``: :mod:`.partners`; a borrowed phase
+    cached the other way is cached again)."""
     root = Path(manifest["_root"])
     cache = Path(cache)
     entries = labelled_cases(manifest) + (partner_labelled_cases(manifest) if partners else [])
@@ -147,8 +151,11 @@ def build_cache(manifest: dict, cache: Path, stages: Iterable[dict], synth: bool
         margin = stage.get("train_roi_margin_mm") if stage.get("roi") else None
         for entry in entries:
             target = folder / f"{entry['id']}.npz"
+            if entry.get("labels_from") and target.is_file() and _transfer_of(target) != _TRANSFER[register]:
+                target.unlink()
+                (folder / "vesselness" / target.name).unlink(missing_ok=True)  # built on its liver
             if not target.is_file():
-                _cache_case(root, entry, target, stage["spacing_mm"], margin, log)
+                _cache_case(root, entry, target, stage["spacing_mm"], margin, log, register)
         only = root / "labels_only"
         if synth and only.is_dir():
             for sub in sorted(p for p in only.iterdir() if (p / "multilabel.nii.gz").is_file()):
@@ -163,49 +170,41 @@ def build_cache(manifest: dict, cache: Path, stages: Iterable[dict], synth: bool
     return cache
 
 
-def _cache_case(root: Path, entry: dict, target: Path, spacing, margin, log) -> None:
+_TRANSFER = {False: "identity", True: "registered"}  # how a borrowed phase's labels were moved
+
+
+def _transfer_of(path: Path) -> str:
+    with np.load(path) as data:
+        return str(data["transfer"]) if "transfer" in data.files else _TRANSFER[False]
+
+
+def _cache_case(root: Path, entry: dict, target: Path, spacing, margin, log, register: bool = False) -> None:
     from ..core.io import read_ct, read_labels
 
     ct = read_ct(root / entry["ct"])
+    annotated = annotated_vector(entry)
     if entry.get("labels_from"):
-        labels = transfer_partner_labels(ct, read_ct(root / entry["ct_from"]), read_labels(root / entry["labels"]))
+        labels = transfer_partner_labels(ct, read_ct(root / entry["ct_from"]), read_labels(root / entry["labels"]),
+                                         register=register)
         if labels is None:
             log(f"not cached {target.parent.name}/{entry['id']}: its body outline does not overlap its "
                 f"partner {entry['labels_from']}'s (Dice < {PARTNER_BODY_DICE_MIN}), so the partner's "
                 "labels would need a registration")
             return
+        if register and annotated[CHANNELS.index("tumor")] and not tumors_visible(ct, labels):
+            annotated[CHANNELS.index("tumor")] = 0
+            log(f"{entry['id']}: a tumor moved from {entry['labels_from']} reads like liver here "
+                f"(ring contrasts {', '.join(f'{c:+.0f}' for c in tumor_contrasts(ct, labels))} HU, "
+                f"under {MIN_VISIBLE_HU:.0f}): its tumor label is not taught")
     else:
         labels = read_labels(root / entry["labels"], ct)
     arrays = prepare_arrays(ct, labels, spacing, margin)
-    arrays["annotated"] = annotated_vector(entry)
+    arrays["annotated"] = annotated
     if entry.get("labels_from"):
         arrays["labels_from"] = np.array(entry["labels_from"])
+        arrays["transfer"] = np.array(_TRANSFER[register])
     np.savez_compressed(target, **arrays)
     log(f"cached {target.parent.name}/{entry['id']} {arrays['image'].shape}")
-
-
-# Two phases of one study (e.g. arterial and equilibrium, minutes apart on one table) share a
-# frame of reference: the labelled phase's labels, resampled by nearest neighbour in physical
-# space, label the other phase up to breathing. Checked on the body outline (HU > -300) of the
-# labelled liver's slices, which a moved patient or another table position would shift (shared
-# pairs: Dice 0.96-0.99).
-PARTNER_BODY_DICE_MIN = 0.95
-
-
-def transfer_partner_labels(ct, partner_ct, partner_labels):
-    """The partner's labels on ``ct``'s grid, or None when the two bodies do not overlap there
-    (or the partner's liver lies outside ``ct``)."""
-    import SimpleITK as sitk
-
-    labels = sitk.Resample(partner_labels, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-    slab = sitk.GetArrayViewFromImage(labels).any(axis=(1, 2))
-    if not slab.any():
-        return None
-    moved = sitk.Resample(partner_ct, ct, sitk.Transform(), sitk.sitkLinear, -1024.0, sitk.sitkFloat32)
-    a = sitk.GetArrayViewFromImage(ct)[slab] > -300
-    b = sitk.GetArrayViewFromImage(moved)[slab] > -300
-    dice = 2.0 * np.count_nonzero(a & b) / max(1, np.count_nonzero(a) + np.count_nonzero(b))
-    return labels if dice >= PARTNER_BODY_DICE_MIN else None
 
 
 def _read_npz(path: Path) -> dict:

@@ -299,7 +299,7 @@ def _prepare_data(options: TrainOptions, config: dict, wanted: set, synth: bool,
         manifest = load_manifest(options.manifest)
         entries = {c["id"]: c for c in manifest["cases"]}
         build_cache(manifest, cache, [s for s in config["stages"] if s["name"] in wanted], synth=synth,
-                    partners=partners, log=log)
+                    partners=partners, log=log, register=bool(config.get("phase_partner_registration", False)))
     elif not cache.is_dir():
         raise InputError(f"manifest '{options.manifest}' not found and no cache at '{cache}'",
                          "give the data manifest.json")
