@@ -190,3 +190,14 @@ def test_registered_cache_teaches_a_tumor_only_when_visible_and_rebuilds_on_chan
     again = load_cached(cache / "coarse", partners=True)[1]
     assert str(again["transfer"]) == "identity" and again["annotated"].tolist() == [1, 0, 1]
     assert [m for m in said if "cached coarse/" in m] == ["cached coarse/s-eqp " + str(again["image"].shape)]
+
+
+def test_cache_files_are_written_whole_and_temporaries_are_never_read(tmp_path):
+    """Folds trained side by side build one cache: each file appears in one step, and a hidden
+    half-written temporary of another writer is not read as a case."""
+    manifest = _pair_manifest(tmp_path)
+    cache = build_cache(manifest, tmp_path / "cache", [STAGE], synth=False, partners=True, log=lambda m: None)
+    folder = cache / "coarse"
+    assert sorted(p.name for p in folder.iterdir() if p.is_file()) == ["s-ap.npz", "s-eqp.npz"]
+    (folder / ".s-x.npz.abc.part.npz").write_bytes(b"PK\x03\x04 half")  # another writer at work
+    assert [c["id"] for c in load_cached(folder, partners=True)] == ["s-ap", "s-eqp"]

@@ -152,7 +152,7 @@ def build_cache(manifest: dict, cache: Path, stages: Iterable[dict], synth: bool
         for entry in entries:
             target = folder / f"{entry['id']}.npz"
             if entry.get("labels_from") and target.is_file() and _transfer_of(target) != _TRANSFER[register]:
-                target.unlink()
+                target.unlink(missing_ok=True)  # folds trained side by side may race here
                 (folder / "vesselness" / target.name).unlink(missing_ok=True)  # built on its liver
             if not target.is_file():
                 _cache_case(root, entry, target, stage["spacing_mm"], margin, log, register)
@@ -163,7 +163,7 @@ def build_cache(manifest: dict, cache: Path, stages: Iterable[dict], synth: bool
                 if target.is_file():
                     continue
                 arrays = prepare_label_only(sub, stage["spacing_mm"], margin)
-                np.savez_compressed(target, **arrays)
+                _save(target, **arrays)
                 log(f"cached {stage['name']}/synth-{sub.name} {arrays['tissue'].shape}")
         if "vesselness" in stage_inputs_of(stage):
             cache_vesselness(folder, log)
@@ -171,6 +171,20 @@ def build_cache(manifest: dict, cache: Path, stages: Iterable[dict], synth: bool
 
 
 _TRANSFER = {False: "identity", True: "registered"}  # how a borrowed phase's labels were moved
+
+
+def _save(target: Path, **arrays) -> None:
+    """Write one cache file atomically (a hidden temporary beside it, then renamed): folds trained
+    side by side build the same cache, and none may read another's half-written file."""
+    from ..core.files import atomic_path
+
+    with atomic_path(target) as tmp:
+        np.savez_compressed(tmp, **arrays)
+
+
+def _cached_files(folder: Path) -> List[Path]:
+    """The cache files of a folder, without the hidden temporaries of a writer at work."""
+    return sorted(p for p in Path(folder).glob("*.npz") if not p.name.startswith("."))
 
 
 def _transfer_of(path: Path) -> str:
@@ -203,7 +217,7 @@ def _cache_case(root: Path, entry: dict, target: Path, spacing, margin, log, reg
     if entry.get("labels_from"):
         arrays["labels_from"] = np.array(entry["labels_from"])
         arrays["transfer"] = np.array(_TRANSFER[register])
-    np.savez_compressed(target, **arrays)
+    _save(target, **arrays)
     log(f"cached {target.parent.name}/{entry['id']} {arrays['image'].shape}")
 
 
@@ -234,13 +248,13 @@ def cache_vesselness(folder: Path, log=_logger.info) -> None:
 
     out = Path(folder) / "vesselness"
     out.mkdir(parents=True, exist_ok=True)
-    for path in sorted(Path(folder).glob("*.npz")):
+    for path in _cached_files(folder):
         target = out / path.name
         if target.is_file():
             continue
         case = _read_npz(path)
         channel = vesselness_channel(_case_hu(case), case["labels"] > 0, case["spacing"])
-        np.savez_compressed(target, vesselness=np.round(channel * 255).astype(np.uint8))
+        _save(target, vesselness=np.round(channel * 255).astype(np.uint8))
         log(f"cached vesselness {path.parent.name}/{path.stem}")
 
 
@@ -256,7 +270,7 @@ def load_cached(folder: Path, include: Optional[Iterable[str]] = None, exclude: 
     include = set(include) if include is not None else None
     exclude = set(exclude)
     cases = []
-    for path in sorted(Path(folder).glob("*.npz")):
+    for path in _cached_files(folder):
         cid = path.stem
         is_synth = cid.startswith("synth-")
         if is_synth and not synth:
