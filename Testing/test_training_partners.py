@@ -148,15 +148,15 @@ def test_a_moved_tumor_label_counts_only_where_the_tumor_shows():
     ph = _breathing_pair()[0]
     contrasts = tumor_contrasts(ph.ct, ph.labels)
     assert contrasts and all(c < -MIN_VISIBLE_HU for c in contrasts)  # the phantom's hypo tumors
-    assert tumors_visible(ph.ct, ph.labels) is True
+    assert tumors_visible(contrasts) is True
     hu = sitk.GetArrayFromImage(ph.ct)
     iso = hu.copy()
     iso[sitk.GetArrayFromImage(ph.labels) == TUMOR] = np.median(hu[sitk.GetArrayFromImage(ph.labels) == 1])
     iso_ct = sitk.GetImageFromArray(iso)
     iso_ct.CopyInformation(ph.ct)
-    assert tumors_visible(iso_ct, ph.labels) is False, "a tumor that reads like liver"
+    assert tumors_visible(tumor_contrasts(iso_ct, ph.labels)) is False, "a tumor that reads like liver"
     no_tumor = sitk.Cast(sitk.Clamp(ph.labels, sitk.sitkUInt8, 0, 2), sitk.sitkUInt8)
-    assert tumors_visible(ph.ct, no_tumor) is None
+    assert tumors_visible(tumor_contrasts(ph.ct, no_tumor)) is None
 
 
 def test_registered_cache_teaches_a_tumor_only_when_visible_and_rebuilds_on_change(tmp_path):

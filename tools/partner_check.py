@@ -13,19 +13,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from LiverLVTLib.core import io  # noqa: E402
 from LiverLVTLib.core.manifest import load_manifest, partner_labelled_cases  # noqa: E402
+from LiverLVTLib.evaluation.metrics import dice  # noqa: E402
 from LiverLVTLib.training.partners import transfer_partner_labels, tumor_contrasts  # noqa: E402
 
 
 def liver_dice(a, b) -> float:
-    a, b = sitk.GetArrayViewFromImage(a) > 0, sitk.GetArrayViewFromImage(b) > 0
-    return 2.0 * np.count_nonzero(a & b) / max(1, np.count_nonzero(a) + np.count_nonzero(b))
+    return dice(sitk.GetArrayViewFromImage(a) > 0, sitk.GetArrayViewFromImage(b) > 0)
 
 
 def main(argv=None) -> int:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -22,28 +21,30 @@ from LiverLVTLib.core import io  # noqa: E402
 from LiverLVTLib.core.labels import LIVER, TUMOR  # noqa: E402
 from LiverLVTLib.core.manifest import load_manifest  # noqa: E402
 from LiverLVTLib.evaluation.metrics import components, voxel_ml  # noqa: E402
+from LiverLVTLib.training.partners import tumor_contrasts  # noqa: E402
 
-RING_MM = 5.0
 MIN_ML = 0.1
 
 
-def lesion_rows(hu: np.ndarray, labels: np.ndarray, spacing_zyx) -> tuple:
-    """(parenchyma median, parenchyma SD within 60 HU of it, one dict per lesion >= MIN_ML)."""
+def lesion_rows(ct, labels_image) -> tuple:
+    """(parenchyma median, parenchyma SD within 60 HU of it, one dict per lesion >= MIN_ML); the
+    ring contrast is the one the phase-partner gate reads (training/partners.tumor_contrasts)."""
+    hu = sitk.GetArrayFromImage(ct).astype(np.float32)
+    labels = sitk.GetArrayFromImage(labels_image)
+    spacing_zyx = ct.GetSpacing()[::-1]
     parenchyma = labels == LIVER
     median = float(np.median(hu[parenchyma]))
     near = hu[parenchyma][np.abs(hu[parenchyma] - median) < 60]
-    cc, n = components(labels == TUMOR)
-    reach = [max(1, int(round(RING_MM / s))) for s in spacing_zyx]
+    cc, n = components(labels == TUMOR)  # cc3d, 26-connected: the ids tumor_contrasts numbers
+    rings = tumor_contrasts(ct, labels_image)
     rows = []
     for i in range(1, n + 1):
         lesion = cc == i
         ml = float(lesion.sum()) * voxel_ml(spacing_zyx)
         if ml < MIN_ML:
             continue
-        ring = ndimage.binary_dilation(lesion, np.ones([2 * r + 1 for r in reach], bool)) & ~lesion & parenchyma
         vals = hu[lesion]
-        rows.append({"ml": ml, "offset": float(vals.mean()) - median,
-                     "ring": float(vals.mean() - hu[ring].mean()) if ring.any() else float("nan"),
+        rows.append({"ml": ml, "offset": float(vals.mean()) - median, "ring": rings[i - 1],
                      "sd": float(vals.std()), "p10": float(np.percentile(vals, 10)) - median,
                      "p90": float(np.percentile(vals, 90)) - median})
     return median, float(near.std()), rows
@@ -59,9 +60,7 @@ def main(argv=None) -> int:
         if "tumor" not in case.get("annotated", []):
             continue
         ct = io.read_ct(root / case["ct"])
-        labels = sitk.GetArrayFromImage(io.read_labels(root / case["labels"], ct))
-        hu = sitk.GetArrayFromImage(ct).astype(np.float32)
-        median, sd, rows = lesion_rows(hu, labels, ct.GetSpacing()[::-1])
+        median, sd, rows = lesion_rows(ct, io.read_labels(root / case["labels"], ct))
         print(f"{case['id']} ({case.get('phase')}): parenchyma median {median:.0f} HU, SD {sd:.1f}")
         for r in rows:
             print(f"  {r['ml']:7.2f} mL  offset {r['offset']:+4.0f}  ring {r['ring']:+4.0f}  "

@@ -197,6 +197,7 @@ def _cache_case(root: Path, entry: dict, target: Path, spacing, margin, log, reg
 
     ct = read_ct(root / entry["ct"])
     annotated = annotated_vector(entry)
+    tumor = CHANNELS.index("tumor")
     if entry.get("labels_from"):
         labels = transfer_partner_labels(ct, read_ct(root / entry["ct_from"]), read_labels(root / entry["labels"]),
                                          register=register)
@@ -205,10 +206,11 @@ def _cache_case(root: Path, entry: dict, target: Path, spacing, margin, log, reg
                 f"partner {entry['labels_from']}'s (Dice < {PARTNER_BODY_DICE_MIN}), so the partner's "
                 "labels would need a registration")
             return
-        if register and annotated[CHANNELS.index("tumor")] and not tumors_visible(ct, labels):
-            annotated[CHANNELS.index("tumor")] = 0
+        contrasts = tumor_contrasts(ct, labels) if register and annotated[tumor] else []
+        if contrasts and not tumors_visible(contrasts):
+            annotated[tumor] = 0
             log(f"{entry['id']}: a tumor moved from {entry['labels_from']} reads like liver here "
-                f"(ring contrasts {', '.join(f'{c:+.0f}' for c in tumor_contrasts(ct, labels))} HU, "
+                f"(ring contrasts {', '.join(f'{c:+.0f}' for c in contrasts)} HU, "
                 f"under {MIN_VISIBLE_HU:.0f}): its tumor label is not taught")
     else:
         labels = read_labels(root / entry["labels"], ct)

@@ -127,10 +127,9 @@ def tumor_contrasts(ct, labels) -> List[float]:
     return out
 
 
-def tumors_visible(ct, labels, min_hu: float = MIN_VISIBLE_HU) -> Optional[bool]:
-    """True when every tumor of ``labels`` reads at least ``min_hu`` off its parenchyma ring on
-    ``ct`` (False when one does not, None when there is no tumor)."""
-    contrasts = tumor_contrasts(ct, labels)
+def tumors_visible(contrasts: List[float], min_hu: float = MIN_VISIBLE_HU) -> Optional[bool]:
+    """True when every tumor reads at least ``min_hu`` off its parenchyma ring (``contrasts``:
+    :func:`tumor_contrasts`; False when one does not, None when there is no tumor)."""
     if not contrasts:
         return None
     return all(abs(c) >= min_hu for c in contrasts)
