@@ -29,7 +29,7 @@ SCORE_CONTRAST_HU = 30.0  # voxels this far above the parenchyma set the tube sc
 SIGMAS_MM = (1.25, 2.0, 3.0)
 
 
-def _hessian_eigenvalues(smooth: np.ndarray, flat: np.ndarray, spacing_zyx) -> np.ndarray:
+def hessian_eigenvalues(smooth: np.ndarray, flat: np.ndarray, spacing_zyx) -> np.ndarray:
     """Eigenvalues (sorted by magnitude) of the Hessian of ``smooth`` at the flat indices
     ``flat`` (central differences in mm, as ITK's objectness filter takes them)."""
     shape, s = smooth.shape, smooth.ravel()
@@ -78,7 +78,7 @@ def vesselness(hu: np.ndarray, liver: np.ndarray, spacing_zyx: Sequence[float],
     best = np.zeros(flat.size, np.float32)
     for sigma in sigmas_mm:
         smooth = ndimage.gaussian_filter(x, sigma / spacing, truncate=3.0)
-        np.maximum(best, _frangi_tube(_hessian_eigenvalues(smooth, flat, spacing)) * np.float32(sigma ** 2),
+        np.maximum(best, _frangi_tube(hessian_eigenvalues(smooth, flat, spacing)) * np.float32(sigma ** 2),
                    out=best)
     response = np.zeros(x.shape, np.float32)
     response.ravel()[flat] = best
