@@ -55,3 +55,12 @@ def test_the_blob_detector_peaks_on_a_round_lesion_not_on_a_vessel(sign, load_to
     assert (peaks & sphere).any(), "the lesion's centre is a peak"
     assert score[sphere].max() > 3 * score[tube].max(), "a tube is not a blob"
     assert not (peaks & ~sphere & (score > 0.5 * score[sphere].max())).any()
+
+
+def test_a_stage_output_gives_one_class_as_an_image_on_its_grid(tiny_model_dir):
+    out = pipeline.predict_probabilities(make_small_phantom(seed=2).ct, model_dir=tiny_model_dir, device="cpu")
+    tumor = out.channel_image("tumor")
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(tumor), out.probs[2])
+    assert tumor.GetSpacing() == out.grid.GetSpacing() and tumor.GetOrigin() == out.grid.GetOrigin()
+    with pytest.raises(ValueError):
+        out.channel_image("heart")

@@ -39,19 +39,14 @@ MIN_CONTRAST_HU = 12.0
 GRID_MM = 1.5  # the probe's isotropic grid over the liver box
 
 
-def channel_image(out, channel: int) -> sitk.Image:
-    image = sitk.GetImageFromArray(out.probs[channel].astype(np.float32))
-    image.CopyInformation(out.grid)
-    return image
-
-
 def blob_peaks(hu: np.ndarray, pred: np.ndarray, spacing, sign: int):
     """(score map, peak mask) of sign-bright blobs inside the predicted liver (see the module)."""
     liver = pred > 0
     parenchyma = float(np.median(hu[pred == LIVER]))
-    x = np.where(ndimage.binary_dilation(liver, iterations=3), np.clip(hu, -100, 300), parenchyma)
+    reach = max(1, round(4.5 / min(spacing)))  # 4.5 mm: the edge's HU step is no blob
+    x = np.where(ndimage.binary_dilation(liver, iterations=reach), np.clip(hu, -100, 300), parenchyma)
     x = np.pad((x * sign).astype(np.float32), 1, mode="edge")
-    inner = np.pad(ndimage.binary_erosion(liver, iterations=3), 1)
+    inner = np.pad(ndimage.binary_erosion(liver, iterations=reach), 1)
     flat = np.flatnonzero(inner)
     best = np.zeros(flat.size, np.float32)
     for sigma in SIGMAS_MM:
@@ -86,7 +81,7 @@ def probe_case(entry: dict, root: Path, model: Path, pred_path: Path) -> list:
     ref = on_grid(labels_to_grid(io.read_labels(root / entry["labels"]), ct)).astype(np.uint8)
     pred = on_grid(pred_image).astype(np.uint8)
     out = pipeline.predict_probabilities(ct, model_dir=model, device="cpu")
-    tumor_p, vessel_p = (on_grid(channel_image(out, c), sitk.sitkLinear) for c in (2, 1))
+    tumor_p, vessel_p = (on_grid(out.channel_image(c), sitk.sitkLinear) for c in ("tumor", "vessel"))
     spacing = (GRID_MM,) * 3
     parenchyma = float(np.median(hu[pred == LIVER]))
     maps = {sign: blob_peaks(hu, pred, spacing, sign) for sign in (1, -1)}

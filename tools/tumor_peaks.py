@@ -44,9 +44,8 @@ def reference(entry: dict, entries: dict, root: Path, ct: sitk.Image) -> np.ndar
 
 def case_rows(ct: sitk.Image, model: Path, ref: np.ndarray) -> list:
     out = pipeline.predict_probabilities(ct, model_dir=model, device="cpu")
-    tumor_p = sitk.GetImageFromArray(out.probs[2].astype(np.float32))
-    tumor_p.CopyInformation(out.grid)
-    tumor_p = sitk.GetArrayFromImage(resample(tumor_p, ct, sitk.sitkLinear, 0.0, sitk.sitkFloat32))
+    tumor_p = sitk.GetArrayFromImage(resample(out.channel_image("tumor"), ct, sitk.sitkLinear, 0.0,
+                                              sitk.sitkFloat32))
     rule_off = dict(out.card.postprocess, **{RULE: 0.0})
     pred = sitk.GetArrayFromImage(pipeline.labels_from_probabilities(out, rules=rule_off))
     ml = float(np.prod(ct.GetSpacing())) / 1000.0

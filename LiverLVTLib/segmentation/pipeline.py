@@ -17,6 +17,7 @@ import SimpleITK as sitk
 
 from ..core import io
 from ..core.device import select_device
+from ..core.labels import CHANNELS
 from ..core.options import SegmentOptions
 from ..core.preprocess import bounding_box, canonical, crop, labels_to_grid, resample, to_model_grid
 from ..core.progress import CancelToken, ProgressFn, checker, no_progress
@@ -155,6 +156,13 @@ class StageOutput:
     card: ModelCard
     probs: np.ndarray
     grid: sitk.Image
+
+    def channel_image(self, name: str) -> sitk.Image:
+        """One class's probabilities (``"liver"``, ``"vessel"`` or ``"tumor"``) as an image on
+        the stage's grid, e.g. to resample onto the CT."""
+        image = sitk.GetImageFromArray(self.probs[CHANNELS.index(name)].astype(np.float32))
+        image.CopyInformation(self.grid)
+        return image
 
 
 def predict_probabilities(ct, options: Optional[SegmentOptions] = None,
