@@ -53,6 +53,7 @@ def test_stage_inputs_stack_the_window_and_the_channel():
     (["ct", "hessian"], 2, True, "first must be 'ct'"),
     (["vesselness", "ct"], 2, True, "first must be 'ct'"),
     (["ct", "vesselness"], 2, False, "no 'roi' stage"),
+    (["ct", "blob", "blob"], 3, True, "each once"),
 ])
 def test_card_inputs_must_fit_the_network(inputs, channels, roi, message):
     network = {"class": "UNet", "args": dict(NET["args"], in_channels=channels)}
@@ -121,11 +122,13 @@ def test_sampler_carries_the_channel_through_the_augmentations():
         PatchSampler([{k: v for k, v in case.items() if k != "vesselness"}], **kwargs)
 
 
+@pytest.mark.parametrize("inputs", [["ct", "vesselness"], ["ct", "blob", "vesselness"]])
 def test_a_model_with_the_vesselness_input_trains_from_a_ct_only_one_and_segments(
-        tiny_model_dir, tmp_path, capsys, phantom_manifest):
-    """``liverlvt train`` warm-starts a CT + vesselness fine stage from the CT-only tiny model
-    (the new channel widened in at zero weight), caches the channel, writes ``inputs`` into the
-    card, and ``segment`` builds the channel from the coarse liver at inference."""
+        inputs, tiny_model_dir, tmp_path, capsys, phantom_manifest):
+    """``liverlvt train`` warm-starts a CT + vesselness (+ blob) fine stage from the CT-only tiny
+    model (the new channels widened in at zero weight), caches the vesselness channel (the blob
+    one is built on each patch), writes ``inputs`` into the card, and ``segment`` builds the
+    channels (vesselness from the coarse liver) at inference."""
     from LiverLVTLib.cli.main import main
     from LiverLVTLib.core import io
     from LiverLVTLib.segmentation.model import load_card
@@ -139,8 +142,8 @@ def test_a_model_with_the_vesselness_input_trains_from_a_ct_only_one_and_segment
     config = {"name": "tiny-vesselness", "seed": 1, "synth": False, "stages": [
         dict(stage, name="coarse", spacing_mm=coarse["spacing_mm"], network=coarse["network"]),
         dict(stage, name="fine", spacing_mm=fine["spacing_mm"], train_roi_margin_mm=8, roi=fine["roi"],
-             inputs=["ct", "vesselness"],
-             network={"class": "UNet", "args": dict(fine["network"]["args"], in_channels=2)})],
+             inputs=inputs,
+             network={"class": "UNet", "args": dict(fine["network"]["args"], in_channels=len(inputs))})],
         "inference": {"overlap": 0.25, "threshold": 0.5}, "postprocess": {"min_tumor_ml": 0.0}}
     (tmp_path / "config.json").write_text(json.dumps(config))
     out = tmp_path / "model"
@@ -152,6 +155,7 @@ def test_a_model_with_the_vesselness_input_trains_from_a_ct_only_one_and_segment
     with np.load(tmp_path / "cache" / "fine" / "vesselness" / "ph.npz") as cached:
         assert cached["vesselness"].dtype == np.uint8 and cached["vesselness"].max() > 0
     card = load_card(out)
-    assert card.stages[1].inputs == ["ct", "vesselness"] and card.stages[0].inputs == ["ct"]
+    assert card.stages[1].inputs == inputs and card.stages[0].inputs == ["ct"]
+    assert not (tmp_path / "cache" / "fine" / "blob").exists()
     labels = segment_ct(ph.ct, model_dir=out, device="cpu", tta=False)
     assert io.same_grid(labels, ph.ct)

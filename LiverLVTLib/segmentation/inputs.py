@@ -15,6 +15,10 @@ their number):
   fixed scale, not a per-case percentile, so a late phase's faint veins give a faint channel, as
   the CT does. The liver is the reference liver in training and the previous stage's liver at
   inference (the channel needs a stage with ``roi``).
+- ``"blob"``: the signed multiscale determinant-of-Hessian blob score of the CT (tumor-like
+  bright or dark blobs; tubes score zero), :func:`.blobness.blob_channel`. It needs no liver; in
+  training it is computed on each augmented patch after the synthetic tumors are drawn in; the
+  vesselness channel is cached per case (:data:`CACHED_INPUTS`).
 """
 from __future__ import annotations
 
@@ -24,8 +28,10 @@ import numpy as np
 
 from ..core.errors import ModelError
 from ..core.preprocess import normalize
+from .blobness import blob_channel
 
-INPUTS = ("ct", "vesselness")
+INPUTS = ("ct", "vesselness", "blob")
+CACHED_INPUTS = ("vesselness",)  # built once per training case (on its reference liver)
 SCALE_HU = 10.0          # Frangi response (HU-like, sigma^2-normalised) that maps to 1.0; the main
                          # portal veins of ircadb-1.1 reach 10-20, its parenchyma's 90th centile 0.5
 MIN_CONTRAST_HU = 10.0   # enhancing voxels: this far above the median parenchyma
@@ -85,6 +91,10 @@ def extra_channels(hu: np.ndarray, inputs: Sequence[str], liver: Optional[np.nda
             if liver is None or spacing_zyx is None:
                 raise ValueError("the vesselness input needs the liver mask and the grid spacing")
             channels.append(vesselness_channel(hu, liver, spacing_zyx))
+        elif name == "blob":
+            if spacing_zyx is None:
+                raise ValueError("the blob input needs the grid spacing")
+            channels.append(blob_channel(np.asarray(hu, np.float32), spacing_zyx))
     return np.stack(channels) if channels else None
 
 

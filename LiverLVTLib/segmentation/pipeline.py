@@ -87,13 +87,15 @@ def _within_previous_liver(probs: np.ndarray, grid: sitk.Image, liver: np.ndarra
 
 def _extra_inputs(stage, grid: sitk.Image, previous, liver_channel: int) -> Optional[np.ndarray]:
     """The stage's input channels after the CT (None for a CT-only stage): the vesselness
-    channel inside the previous stage's liver, brought onto this stage's grid (:mod:`.inputs`)."""
+    channel inside the previous stage's liver brought onto this stage's grid, the blob channel
+    of the CT on it (:mod:`.inputs`)."""
     if len(stage.inputs) < 2:
         return None
-    # the card check (load_card) requires an roi stage before one with extra inputs
-    image = sitk.GetImageFromArray(np.ascontiguousarray(previous[0][liver_channel], np.float32))
-    image.CopyInformation(previous[1])
-    liver = sitk.GetArrayFromImage(resample(image, grid, sitk.sitkLinear, 0.0, sitk.sitkFloat32)) >= 0.5
+    liver = None
+    if "vesselness" in stage.inputs:  # the card check requires an roi stage before this one
+        image = sitk.GetImageFromArray(np.ascontiguousarray(previous[0][liver_channel], np.float32))
+        image.CopyInformation(previous[1])
+        liver = sitk.GetArrayFromImage(resample(image, grid, sitk.sitkLinear, 0.0, sitk.sitkFloat32)) >= 0.5
     return extra_channels(sitk.GetArrayViewFromImage(grid), stage.inputs, liver, grid.GetSpacing()[::-1])
 
 

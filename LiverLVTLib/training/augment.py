@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..segmentation.blobness import blob_channel
+from ..segmentation.inputs import CACHED_INPUTS
 from .dataset import HU_STEP, HU_STORE_MIN, multi_hot
 from .tumor_synthesis import TumorSynthesisConfig, insert_tumors
 
@@ -118,6 +120,7 @@ class PatchSampler:
                  compress_scale=(0.4, 0.9), thick_prob: float = 0.0, thick_mm=THICK_SLICE_MM,
                  extras: Sequence[str] = (), tumor_per_lesion: float = 0.0):
         self.device = torch.device(device)
+        self.extras = list(extras)  # input channels after the CT, in the network's order
         self.tumor_per_lesion = float(tumor_per_lesion)
         self.patch = [int(p) for p in patch_size]
         self.window = [float(w) for w in window_hu]
@@ -145,7 +148,7 @@ class PatchSampler:
                 img = case["image"].astype(np.float32) * HU_STEP
                 item["image"] = torch.from_numpy(img).to(self.device, torch.float16)[None, None]
                 self.real.append(item)
-            item["extra"] = self._extra_channels(case, extras)
+            item["extra"] = self._extra_channels(case, [n for n in extras if n in CACHED_INPUTS])
             item["shape"] = labels.shape
             item["spacing"] = [float(v) for v in case.get("spacing", (1.0, 1.0, 1.0))]
             item["phase"] = case.get("phase")
@@ -300,6 +303,21 @@ class PatchSampler:
             extra = None if extra is None else torch.stack([thick_slices(e, slab) for e in extra])
         return hu, target, extra
 
+    def _after_ct(self, item, hu: torch.Tensor, cached: Optional[torch.Tensor]) -> List[torch.Tensor]:
+        """The patch's input channels after the CT ([1, *patch] each, the stage's order): the
+        cached ones (resampled with the patch) and those built on its augmented HU (the blob
+        channel sees the synthetic tumors)."""
+        out, k = [], 0
+        for name in self.extras:
+            if name in CACHED_INPUTS:
+                out.append(cached[k:k + 1])
+                k += 1
+            elif name == "blob":
+                out.append(blob_channel(hu, item["spacing"])[None])
+            else:
+                raise ValueError(f"input channel '{name}' is neither cached nor built on the patch")
+        return out
+
     def sample(self, batch_size: int):
         """(x [B, 1 + E, *patch] float32: the windowed CT in [0, 1] then the extra input channels,
         target [B, 3, *patch] float32, weight [B, 3])."""
@@ -313,7 +331,7 @@ class PatchSampler:
             x = apply_window(hu, random_window(self.window, self.gen, self.device))
             if self.noise_std > 0 and self._rand(1).item() < 0.3:
                 x = x + torch.randn(x.shape, generator=self.gen, device=self.device) * (self._rand(1).item() * self.noise_std)
-            xs.append(x[None] if extra is None else torch.cat([x[None], extra]))
+            xs.append(torch.cat([x[None], *self._after_ct(item, hu, extra)]))
             ts.append(target.float())
             ws.append(item["annotated"])
         return torch.stack(xs), torch.stack(ts), torch.stack(ws).to(self.device)

@@ -334,12 +334,12 @@ def _stage_record(result: Dict, real_ids: List[str], n_cases: int, planned: int,
 def _train_one(options: TrainOptions, config: dict, stage: dict, seed: int, context: dict,
                log: LogFn, progress: Optional[StepFn]) -> Dict:
     """Train ``stage``, write ``<stage>.pt`` and its records; returns the stage's card record."""
-    from ..segmentation.inputs import stage_inputs_of
+    from ..segmentation.inputs import CACHED_INPUTS, stage_inputs_of
     from .dataset import load_cached
 
     out, device, entries = Path(options.out), context["device"], context["entries"]
     cases = load_cached(context["cache"] / stage["name"], exclude=context["excluded"], synth=context["synth"],
-                        extras=stage_inputs_of(stage)[1:], partners=context["partners"][0],
+                        extras=[name for name in stage_inputs_of(stage)[1:] if name in CACHED_INPUTS], partners=context["partners"][0],
                         partner_classes=context["partners"][1])
     for case in cases:  # contrast phase drives the synthetic tumors' appearance
         case["phase"] = entries.get(case["id"], {}).get("phase")
