@@ -6,7 +6,8 @@ negative with probability ``hard_prob`` (see :func:`hard_negative_voxels`), else
 voxel with probability ``fg_prob`` (class-balanced over the annotated classes present: tumor,
 vessel, liver) or uniform otherwise. Then intensity: label-only maps are synthesized into HU
 (:mod:`synthesis`), real patches may get the equilibrium-phase look (:func:`compress_enhancement`),
-then synthetic tumors (:mod:`tumor_synthesis`) and the thick-slice look (:func:`thick_slices`);
+then synthetic tumors (:mod:`tumor_synthesis`; with ``tumor_slice_profile`` averaged in z over the
+case's own slice spacing, :func:`slice_profile`) and the thick-slice look (:func:`thick_slices`);
 every patch gets the LVT random windowing (window centre shift and width scale around the
 stage's ``window_hu``), normalisation to [0, 1] and scanner noise.
 """
@@ -83,6 +84,16 @@ def thick_slices(hu: torch.Tensor, slab: int) -> torch.Tensor:
     return F.interpolate(pooled, size=tuple(hu.shape), mode="trilinear", align_corners=False)[0, 0]
 
 
+def slice_profile(delta: torch.Tensor, slab: int) -> torch.Tensor:
+    """``delta`` (a patch's HU change, patch axis 0 = z) seen through a ``slab``-voxel-thick
+    reconstructed slice: a moving box mean along z (the rectangular slice sensitivity profile of
+    a thick axial reconstruction; edges replicated). ``slab < 2``: unchanged."""
+    if slab < 2:
+        return delta
+    x = F.pad(delta[None, None], (0, 0, 0, 0, (slab - 1) // 2, slab // 2), mode="replicate")
+    return F.avg_pool3d(x, kernel_size=(slab, 1, 1), stride=1)[0, 0]
+
+
 def random_window(window: Sequence[float], gen: torch.Generator, device="cpu",
                   shift: float = WINDOW_SHIFT_HU, scale=WINDOW_SCALE) -> Tuple[float, float]:
     """A random HU window around ``window``: centre ± shift, width × U(scale)."""
@@ -118,8 +129,10 @@ class PatchSampler:
                  tumor_synthesis: Optional[dict] = None, hard_prob: float = 0.0,
                  hard_shell_mm: float = HARD_SHELL_MM, compress_prob: float = 0.0,
                  compress_scale=(0.4, 0.9), thick_prob: float = 0.0, thick_mm=THICK_SLICE_MM,
-                 extras: Sequence[str] = (), tumor_per_lesion: float = 0.0):
+                 extras: Sequence[str] = (), tumor_per_lesion: float = 0.0,
+                 tumor_slice_profile: bool = False):
         self.device = torch.device(device)
+        self.tumor_slice_profile = bool(tumor_slice_profile)
         self.extras = list(extras)  # input channels after the CT, in the network's order
         self.tumor_per_lesion = float(tumor_per_lesion)
         self.patch = [int(p) for p in patch_size]
@@ -152,6 +165,7 @@ class PatchSampler:
             item["shape"] = labels.shape
             item["spacing"] = [float(v) for v in case.get("spacing", (1.0, 1.0, 1.0))]
             item["phase"] = case.get("phase")
+            item["slice_mm"] = case.get("slice_mm")  # the CT's own slice spacing (None: unknown)
             # foreground voxel lists per annotated class (subsampled for memory)
             fg = []
             for c in range(3):
@@ -271,8 +285,15 @@ class PatchSampler:
             return hu, target
         if self._rand(1).item() >= cfg.probability:
             return hu, target
+        before = hu
         hu, target, count = insert_tumors(hu, target, item["spacing"], item["phase"], self.gen, cfg)
         self.inserted += count
+        slab = int(round((item["slice_mm"] or 0.0) / item["spacing"][0]))
+        if self.tumor_slice_profile and count and slab >= 2:
+            # a real lesion of a thick-slice CT is averaged over its slice thickness in z; a tumor
+            # drawn on the fine grid gets the same partial volume, or it would be the only thing
+            # in the patch with sharp z edges (a shortcut that misses the real small lesions)
+            hu = before + slice_profile(hu - before, slab)
         return hu, target
 
     def _intensities(self, item, coords, use_synth: bool):

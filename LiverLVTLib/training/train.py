@@ -126,7 +126,8 @@ def _new_run(stage: dict, cases: List[dict], device, seed: int, synth_fraction: 
                            thick_prob=stage.get("thick_slice_prob", 0.0),
                            thick_mm=tuple(stage.get("thick_slice_mm", THICK_SLICE_MM)),
                            extras=stage_inputs_of(stage)[1:],
-                           tumor_per_lesion=float(stage.get("tumor_per_lesion", 0.0)))
+                           tumor_per_lesion=float(stage.get("tumor_per_lesion", 0.0)),
+                           tumor_slice_profile=bool(stage.get("tumor_slice_profile", False)))
     loss_fn = MaskedBCEDiceLoss(class_weights=stage.get("class_weights", (1.0, 1.0, 1.0)),
                                 exclusion=float(stage.get("exclusion_loss", 0.0)),
                                 blob=float(stage.get("blob_loss", 0.0))).to(device)
@@ -335,14 +336,15 @@ def _train_one(options: TrainOptions, config: dict, stage: dict, seed: int, cont
                log: LogFn, progress: Optional[StepFn]) -> Dict:
     """Train ``stage``, write ``<stage>.pt`` and its records; returns the stage's card record."""
     from ..segmentation.inputs import CACHED_INPUTS, stage_inputs_of
-    from .dataset import load_cached
+    from .dataset import load_cached, slice_spacing_mm
 
     out, device, entries = Path(options.out), context["device"], context["entries"]
     cases = load_cached(context["cache"] / stage["name"], exclude=context["excluded"], synth=context["synth"],
-                        extras=[name for name in stage_inputs_of(stage)[1:] if name in CACHED_INPUTS], partners=context["partners"][0],
-                        partner_classes=context["partners"][1])
-    for case in cases:  # contrast phase drives the synthetic tumors' appearance
+                        extras=[name for name in stage_inputs_of(stage)[1:] if name in CACHED_INPUTS],
+                        partners=context["partners"][0], partner_classes=context["partners"][1])
+    for case in cases:  # contrast phase and slice spacing drive the synthetic tumors' look
         case["phase"] = entries.get(case["id"], {}).get("phase")
+        case["slice_mm"] = slice_spacing_mm(context["root"], entries.get(case["id"]))
     real_ids = [c["id"] for c in cases if not c["id"].startswith("synth-")]
     iterations = int(round(stage["iterations"] * options.iterations_scale))
     ckpt = out / "checkpoints" / f"{stage['name']}.ckpt"
@@ -418,6 +420,7 @@ def train(options: TrainOptions, log: LogFn = _logger.info,
     partners = partner_setting(config)
     entries, cache = _prepare_data(options, config, wanted, synth, partners[0], log)
     context = {"entries": entries, "cache": cache, "synth": synth, "partners": partners,
+               "root": Path(options.manifest).resolve().parent,  # the manifest's CT paths start here
                # a study's phases leave a fold together
                "excluded": with_partners(list(entries.values()), options.exclude),
                "device": select_device(options.device),
