@@ -72,7 +72,7 @@ def blob_channel(hu, spacing_zyx: Sequence[float]):
     from monai.networks.layers.convutils import gaussian_1d
 
     as_numpy = isinstance(hu, np.ndarray)
-    x = torch.from_numpy(np.asarray(hu, np.float32)) if as_numpy else hu.float()
+    x = torch.from_numpy(np.array(hu, np.float32)) if as_numpy else hu.float()  # a copy: views may be read-only
     shape = tuple(x.shape)
     factor = [max(1, int(round(GRID_MM / float(s)))) for s in spacing_zyx]
     pad = [(-n) % f for n, f in zip(shape, factor)]

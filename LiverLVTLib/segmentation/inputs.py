@@ -28,7 +28,6 @@ import numpy as np
 
 from ..core.errors import ModelError
 from ..core.preprocess import normalize
-from .blobness import blob_channel
 
 INPUTS = ("ct", "vesselness", "blob")
 CACHED_INPUTS = ("vesselness",)  # built once per training case (on its reference liver)
@@ -92,6 +91,8 @@ def extra_channels(hu: np.ndarray, inputs: Sequence[str], liver: Optional[np.nda
                 raise ValueError("the vesselness input needs the liver mask and the grid spacing")
             channels.append(vesselness_channel(hu, liver, spacing_zyx))
         elif name == "blob":
+            from .blobness import blob_channel  # torch: loaded on first use (the card check imports this module)
+
             if spacing_zyx is None:
                 raise ValueError("the blob input needs the grid spacing")
             channels.append(blob_channel(np.asarray(hu, np.float32), spacing_zyx))
