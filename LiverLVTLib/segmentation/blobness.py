@@ -8,16 +8,17 @@ has one eigenvalue near zero, so its determinant is near zero, a blob has three 
 MHP-Net (IEEE Access 2025) feeds such a multiscale Hessian blob map to a liver-tumor network and
 reports Dice 0.69 from 7 training tumors (../shared/notes/model-levers.md, lever 3).
 
-Here: HU clipped to ``HU_CLIP`` (bone and air edges would dwarf a 20 HU lesion), smoothed at each
-sigma of ``SIGMAS_MM`` (sigma = r / sqrt(3) peaks on a ball of radius r: lesions about 8-17 mm
-across) on a grid coarsened to about ``GRID_MM`` (block means: the smallest sigma spans a voxel
-there, and the channel costs an eighth of the full grid), the Hessian by central differences in mm; where all three eigenvalues share a sign
-(Sylvester's criterion on the leading minors: no eigen-decomposition) the score is sigma^2 times
-the geometric mean of their magnitudes, signed (+ bright blob, - dark blob), strongest over the
-scales, divided by ``SCALE_HU``, clipped to [-1, 1] and brought back to the full grid (trilinear). A fixed scale, so a faint lesion gives a
-faint channel, as in the CT. The same function serves training (on each augmented patch, after
-the synthetic tumors are drawn in, so they carry their own blob) and inference (on the stage
-grid); both pad by replicating the edge.
+Here: HU clipped to ``HU_CLIP`` (bone and air edges would dwarf a 20 HU lesion), on a grid
+coarsened to about ``GRID_MM`` (block means: the smallest sigma spans a voxel there, and the
+channel costs an eighth of the full grid), smoothed at each sigma of ``SIGMAS_MM`` (sigma =
+r / sqrt(3) peaks on a ball of radius r: lesions about 8-17 mm across), the Hessian by central
+differences in mm; where all three eigenvalues share a sign (Sylvester's criterion on the leading
+minors: no eigen-decomposition) the score is sigma^2 times the geometric mean of their
+magnitudes, signed (+ bright blob, - dark blob), strongest over the scales, divided by
+``SCALE_HU``, clipped to [-1, 1] and brought back to the full grid (trilinear). A fixed scale, so
+a faint lesion gives a faint channel, as in the CT. The same function serves training (on each
+augmented patch, after the synthetic tumors are drawn in, so they carry their own blob) and
+inference (on the stage grid); both pad by replicating the edge.
 """
 from __future__ import annotations
 
@@ -72,7 +73,8 @@ def blob_channel(hu, spacing_zyx: Sequence[float]):
     from monai.networks.layers.convutils import gaussian_1d
 
     as_numpy = isinstance(hu, np.ndarray)
-    x = torch.from_numpy(np.array(hu, np.float32)) if as_numpy else hu.float()  # a copy: views may be read-only
+    # a copy of a numpy input: the stage grid's array is a read-only view
+    x = torch.from_numpy(np.array(hu, np.float32)) if as_numpy else hu.float()
     shape = tuple(x.shape)
     factor = [max(1, int(round(GRID_MM / float(s)))) for s in spacing_zyx]
     pad = [(-n) % f for n, f in zip(shape, factor)]

@@ -42,6 +42,12 @@ def stage_inputs_of(stage: dict) -> list:
     return list(stage.get("inputs") or ["ct"])
 
 
+def cached_inputs(inputs: Sequence[str]) -> list:
+    """The channels among ``inputs`` that training caches per case (:data:`CACHED_INPUTS`, in
+    their order); the others are built on each patch."""
+    return [name for name in inputs if name in CACHED_INPUTS]
+
+
 def check_inputs(inputs: Sequence[str], network: dict, stage_name: str, has_roi: bool) -> None:
     """The stage's inputs against its network: known names, "ct" first, ``in_channels`` equal to
     their number, and a previous stage's liver for the vesselness channel. ModelError otherwise."""
@@ -91,11 +97,12 @@ def extra_channels(hu: np.ndarray, inputs: Sequence[str], liver: Optional[np.nda
                 raise ValueError("the vesselness input needs the liver mask and the grid spacing")
             channels.append(vesselness_channel(hu, liver, spacing_zyx))
         elif name == "blob":
-            from .blobness import blob_channel  # torch: loaded on first use (the card check imports this module)
+            # torch loads on first use: the card check (module start-up) imports this module
+            from .blobness import blob_channel
 
             if spacing_zyx is None:
                 raise ValueError("the blob input needs the grid spacing")
-            channels.append(blob_channel(np.asarray(hu, np.float32), spacing_zyx))
+            channels.append(blob_channel(hu, spacing_zyx))
     return np.stack(channels) if channels else None
 
 

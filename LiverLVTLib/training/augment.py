@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..segmentation.blobness import blob_channel
-from ..segmentation.inputs import CACHED_INPUTS
+from ..segmentation.inputs import CACHED_INPUTS, cached_inputs
 from .dataset import HU_STEP, HU_STORE_MIN, multi_hot
 from .tumor_synthesis import TumorSynthesisConfig, insert_tumors
 
@@ -161,7 +161,7 @@ class PatchSampler:
                 img = case["image"].astype(np.float32) * HU_STEP
                 item["image"] = torch.from_numpy(img).to(self.device, torch.float16)[None, None]
                 self.real.append(item)
-            item["extra"] = self._extra_channels(case, [n for n in extras if n in CACHED_INPUTS])
+            item["extra"] = self._extra_channels(case, cached_inputs(extras))
             item["shape"] = labels.shape
             item["spacing"] = [float(v) for v in case.get("spacing", (1.0, 1.0, 1.0))]
             item["phase"] = case.get("phase")
@@ -288,8 +288,8 @@ class PatchSampler:
         before = hu
         hu, target, count = insert_tumors(hu, target, item["spacing"], item["phase"], self.gen, cfg)
         self.inserted += count
-        slab = int(round((item["slice_mm"] or 0.0) / item["spacing"][0]))
-        if self.tumor_slice_profile and count and slab >= 2:
+        slab = int(round((item["slice_mm"] or 0.0) / item["spacing"][0])) if self.tumor_slice_profile else 0
+        if count and slab >= 2:
             # a real lesion of a thick-slice CT is averaged over its slice thickness in z; a tumor
             # drawn on the fine grid gets the same partial volume, or it would be the only thing
             # in the patch with sharp z edges (a shortcut that misses the real small lesions)

@@ -335,16 +335,17 @@ def _stage_record(result: Dict, real_ids: List[str], n_cases: int, planned: int,
 def _train_one(options: TrainOptions, config: dict, stage: dict, seed: int, context: dict,
                log: LogFn, progress: Optional[StepFn]) -> Dict:
     """Train ``stage``, write ``<stage>.pt`` and its records; returns the stage's card record."""
-    from ..segmentation.inputs import CACHED_INPUTS, stage_inputs_of
+    from ..segmentation.inputs import cached_inputs, stage_inputs_of
     from .dataset import load_cached, slice_spacing_mm
 
     out, device, entries = Path(options.out), context["device"], context["entries"]
     cases = load_cached(context["cache"] / stage["name"], exclude=context["excluded"], synth=context["synth"],
-                        extras=[name for name in stage_inputs_of(stage)[1:] if name in CACHED_INPUTS],
+                        extras=cached_inputs(stage_inputs_of(stage)[1:]),
                         partners=context["partners"][0], partner_classes=context["partners"][1])
-    for case in cases:  # contrast phase and slice spacing drive the synthetic tumors' look
+    for case in cases:  # contrast phase (and slice spacing) drive the synthetic tumors' look
         case["phase"] = entries.get(case["id"], {}).get("phase")
-        case["slice_mm"] = slice_spacing_mm(context["root"], entries.get(case["id"]))
+        if stage.get("tumor_slice_profile"):  # a header read per case, only where it is used
+            case["slice_mm"] = slice_spacing_mm(context["root"], entries.get(case["id"]))
     real_ids = [c["id"] for c in cases if not c["id"].startswith("synth-")]
     iterations = int(round(stage["iterations"] * options.iterations_scale))
     ckpt = out / "checkpoints" / f"{stage['name']}.ckpt"
