@@ -105,3 +105,31 @@ def test_per_lesion_sampling_centres_a_small_lesion_as_often_as_a_large_one():
     assert _share_of_centres_in_small_lesion(0.0) < 0.02           # voxel-uniform: 8 / 8008
     assert 0.4 < _share_of_centres_in_small_lesion(1.0) < 0.6      # one of two lesions
     assert 0.15 < _share_of_centres_in_small_lesion(0.5) < 0.35    # half the picks per lesion
+
+
+def test_tumor_fn_weight_is_the_dice_at_one_half_and_pulls_missed_tumor_harder_above_it():
+    """Tversky on the tumor channel (Salehi et al. 2017): beta 0.5 is the Dice; beta 0.7 makes a
+    missed tumor voxel pull harder and a false tumor voxel softer than the Dice does; the liver
+    and vessel terms are untouched."""
+    logits, target, weight = _two_tumors()
+    logits[0, 2, 0, 0, 0] = 4.0                # one false tumor voxel outside the liver
+    base = MaskedBCEDiceLoss()(logits, target, weight)
+    assert MaskedBCEDiceLoss(tumor_fn_weight=0.5)(logits, target, weight).item() == pytest.approx(base.item(), rel=1e-5)
+
+    def grads(loss):
+        x = logits.clone().requires_grad_(True)
+        loss(x, target, weight).backward()
+        return x.grad[0]
+
+    dice, tversky = grads(MaskedBCEDiceLoss()), grads(MaskedBCEDiceLoss(tumor_fn_weight=0.7))
+    missed, false = (0, 8, 8, 8), (0, 0, 0, 0)
+    assert -tversky[2][missed[1:]] > -dice[2][missed[1:]] > 0, "a missed tumor voxel is pulled up harder"
+    assert 0 < tversky[2][false[1:]] < dice[2][false[1:]], "a false tumor voxel is pushed down more softly"
+    assert torch.allclose(tversky[:2], dice[:2])
+
+
+def test_tumor_fn_weight_is_silent_where_tumors_are_not_annotated():
+    logits, target, _ = _two_tumors()
+    weight = torch.tensor([[1.0, 0.0, 0.0]])
+    assert MaskedBCEDiceLoss(tumor_fn_weight=0.7)(logits, target, weight).item() == pytest.approx(
+        MaskedBCEDiceLoss()(logits, target, weight).item())

@@ -22,6 +22,12 @@ patch's tumor-free voxels (the other tumors masked out), and the sample's term i
 its tumors. A 1 mL lesion then weighs as much as an 80 mL one, where the global Dice lets the large
 tumor dominate; false tumor anywhere in the patch still counts in every lesion's term. The paper
 weighs global : blob as 2 : 1 (``blob`` 0.5 here).
+
+``tumor_fn_weight`` (beta) turns the tumor channel's soft Dice into a Tversky loss (Salehi et al.,
+MLMI 2017, "Tversky loss function for image segmentation using 3D fully convolutional deep
+networks"; MONAI ``TverskyLoss``): false negatives weigh beta, false positives 1 - beta, so beta >
+0.5 trades tumor precision for sensitivity (the paper's best: beta 0.7 on small MS lesions). None
+keeps the Dice (beta 0.5 is the same loss).
 """
 from __future__ import annotations
 
@@ -32,7 +38,7 @@ import torch.nn.functional as F
 class MaskedBCEDiceLoss(torch.nn.Module):
     def __init__(self, bce_weight: float = 1.0, dice_weight: float = 1.0,
                  class_weights=(1.0, 1.0, 1.0), smooth: float = 1.0, exclusion: float = 0.0,
-                 blob: float = 0.0):
+                 blob: float = 0.0, tumor_fn_weight=None):
         super().__init__()
         self.exclusion = float(exclusion)
         self.blob = float(blob)
@@ -40,6 +46,15 @@ class MaskedBCEDiceLoss(torch.nn.Module):
         from monai.losses import DiceLoss
 
         self.dice = DiceLoss(sigmoid=True, reduction="none", smooth_nr=smooth, smooth_dr=smooth)
+        self.tversky = None
+        if tumor_fn_weight is not None:
+            from monai.losses import TverskyLoss
+
+            beta = float(tumor_fn_weight)
+            # MONAI's Tversky reads TP / (TP + a FP + b FN): half the Dice's smoothing makes it
+            # the same loss at a = b = 0.5
+            self.tversky = TverskyLoss(sigmoid=True, reduction="none", alpha=1.0 - beta, beta=beta,
+                                       smooth_nr=smooth / 2, smooth_dr=smooth / 2)
         self.bce_weight = bce_weight
         self.dice_weight = dice_weight
         self.register_buffer("class_weights", torch.as_tensor(class_weights, dtype=torch.float32))
@@ -52,6 +67,9 @@ class MaskedBCEDiceLoss(torch.nn.Module):
         voxel_bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").reshape(b, c, -1)
         bce = voxel_bce.mean(-1)                                  # [B, C]
         dice = self.dice(logits, target).reshape(b, c)            # [B, C]
+        if self.tversky is not None:  # liver tumor channel: false negatives weigh beta
+            tumor = self.tversky(logits[:, 2:3], target[:, 2:3]).reshape(b, 1)
+            dice = torch.cat([dice[:, :2], tumor], dim=1)
         # masked mean: a zero weight removes the class of that sample from loss AND gradient
         bce = torch.where(weight > 0, bce, torch.zeros_like(bce))
         dice = torch.where(weight > 0, dice, torch.zeros_like(dice))

@@ -130,7 +130,8 @@ def _new_run(stage: dict, cases: List[dict], device, seed: int, synth_fraction: 
                            tumor_slice_profile=bool(stage.get("tumor_slice_profile", False)))
     loss_fn = MaskedBCEDiceLoss(class_weights=stage.get("class_weights", (1.0, 1.0, 1.0)),
                                 exclusion=float(stage.get("exclusion_loss", 0.0)),
-                                blob=float(stage.get("blob_loss", 0.0))).to(device)
+                                blob=float(stage.get("blob_loss", 0.0)),
+                                tumor_fn_weight=stage.get("tumor_fn_weight")).to(device)
     return _Run(stage, device, net, opt, sampler, loss_fn)
 
 
