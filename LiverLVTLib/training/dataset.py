@@ -226,16 +226,15 @@ def _cache_case(root: Path, entry: dict, target: Path, spacing, margin, log, reg
 def slice_spacing_mm(root: Path, entry: Optional[dict]) -> Optional[float]:
     """A manifest case's slice spacing in mm (the spacing of its CT's index axis nearest the
     patient's z, from the file's header), None without an entry or a readable single-file CT."""
-    import SimpleITK as sitk
+    from ..core.errors import InputError
+    from ..core.image_check import header_info
 
     path = Path(root) / entry["ct"] if entry and entry.get("ct") else None
     if path is None or not path.is_file():
         return None
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
     try:
-        reader.ReadImageInformation()
-    except RuntimeError:
+        reader = header_info(path)
+    except InputError:
         return None
     direction = np.asarray(reader.GetDirection(), float).reshape(3, 3)
     return float(reader.GetSpacing()[int(np.argmax(np.abs(direction[2])))])
