@@ -48,3 +48,14 @@ def test_shipped_model_card_satisfies_the_model_schema():
     assert any(e.startswith("stages.0.spacing_mm.0") for e in errors), errors
     assert any(e.startswith("stages.1.patch_size.0") for e in errors), errors
     assert schema_errors([card], "model")  # a card that is a JSON list
+
+
+def test_the_tumor_extent_block_is_checked_field_by_field():
+    card = json.loads(CARD.read_text(encoding="utf-8"))
+    card["postprocess"]["tumor_extent"] = {"min_ml": 5, "reach_mm": 5, "max_growth": 1.0}
+    assert schema_errors(card, "model") == []
+    card["postprocess"]["tumor_extent"] = True
+    assert schema_errors(card, "model") == []
+    card["postprocess"]["tumor_extent"] = {"reach_mm": -1, "grow_everything": True}
+    errors = schema_errors(card, "model")
+    assert any(e.startswith("postprocess.tumor_extent") for e in errors), errors

@@ -36,6 +36,7 @@ from .postprocess import (
     vessel_like_tumors,
     within_mm,
 )
+from .tumor_extent import TumorExtent, extend_tumors
 from .vesselness import VesselPrior, prepare_prior, set_vessels
 
 log = logging.getLogger("liverlvt")
@@ -284,4 +285,5 @@ def _clean(labels: np.ndarray, probs: np.ndarray, pp: dict, threshold: float, sp
     labels = unconfident_tumors(labels, probs, float(pp.get("tumor_min_peak_probability", 0.0)))
     labels = grow_tumors(labels, probs, float(pp.get("tumor_grow_probability", 0.0)), spacing_zyx,
                          float(pp.get("tumor_grow_margin_mm", pp.get("liver_margin_mm", 5.0))))
+    labels = extend_tumors(labels, hu, spacing_zyx, TumorExtent.of(pp.get("tumor_extent")))
     return fill_tumors(labels, spacing_zyx, float(pp.get("tumor_fill_mm", 0.0)))
