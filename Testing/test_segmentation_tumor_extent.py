@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from LiverLVTLib.core.labels import BACKGROUND, LIVER, TUMOR, VESSEL
+from LiverLVTLib.evaluation.metrics import dice
 from LiverLVTLib.segmentation.tumor_extent import TumorExtent, extend_tumors
 
 SPACING = (1.5, 1.25, 1.25)  # z, y, x (mm)
@@ -34,10 +35,6 @@ def liver_with_tumor(tumor_hu: float, parenchyma_hu: float = 110.0, seed: int = 
     return labels, hu, truth
 
 
-def dice(a, b) -> float:
-    return 2.0 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b))
-
-
 @pytest.mark.parametrize("tumor_hu", [70.0, 150.0])  # hypo- (metastasis) and hyper-attenuating (arterial HCC)
 def test_a_half_found_tumor_is_extended_to_its_own_attenuation(tumor_hu):
     labels, hu, truth = liver_with_tumor(tumor_hu)
@@ -60,7 +57,8 @@ def test_vessels_and_iso_attenuating_or_small_lesions_are_left_alone():
     iso_labels, iso_hu, _ = liver_with_tumor(104.0)      # 6 HU under the parenchyma: no sign to follow
     assert np.array_equal(extend_tumors(iso_labels, iso_hu, SPACING, RULE), iso_labels)
     small = TumorExtent(min_ml=50.0)                      # the half sphere is ~7 mL
-    assert np.array_equal(extend_tumors(*liver_with_tumor(70.0)[:2], SPACING, small), liver_with_tumor(70.0)[0])
+    plain_labels, plain_hu, _ = liver_with_tumor(70.0)
+    assert np.array_equal(extend_tumors(plain_labels, plain_hu, SPACING, small), plain_labels)
     assert np.array_equal(extend_tumors(labels, hu, SPACING, None), labels)  # off
 
 
